@@ -1,0 +1,296 @@
+//! Support for `#[resilient::*]` expansions. **Not public API**: anything here may change in
+//! any release. Expansions name nothing else, so users need not depend on tokio or tracing.
+//!
+//! Each layer is a small generic `async fn` taking the inner layers' future and returning
+//! `Result<T, Outcome<E>>`; [`Stack::finish`] converts to the user's `E` once, outermost.
+#![allow(missing_docs, clippy::missing_errors_doc, missing_debug_implementations)]
+
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::circuit_breaker::TicketGuard;
+use crate::{Error, Outcome, RetryConfig};
+
+pub use crate::registry::{BreakerSite, BulkheadSite, Site};
+pub use crate::{BreakerConfig, BulkheadConfig, Jitter, Strategy, TripRule};
+pub use core::ops::ControlFlow as Flow;
+pub use core::time::Duration as Dur;
+
+/// How a stack turns a rejection into the user's error type, if it can reject at all.
+pub struct Stack<E> {
+    conv: Option<fn(Error) -> E>,
+}
+
+impl<E> Clone for Stack<E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<E> Copy for Stack<E> {}
+
+/// For stacks with a policy that can reject: requires `E: From<resilient::Error>`. The
+/// expansion spans this call at the function's return type, so that is where the error lands.
+#[inline]
+#[must_use]
+pub fn stack<E: crate::FromResilience>() -> Stack<E> {
+    Stack {
+        conv: Some(E::from),
+    }
+}
+
+/// For stacks of `#[retry]` and `#[fallback]` only, which never reject.
+#[inline]
+#[must_use]
+pub fn plain_stack<E>() -> Stack<E> {
+    Stack { conv: None }
+}
+
+impl<E> Stack<E> {
+    /// The outermost step: back to the function's own `Result<T, E>`.
+    #[inline]
+    pub async fn finish<T, F>(self, fut: F) -> Result<T, E>
+    where
+        F: Future<Output = Result<T, Outcome<E>>>,
+    {
+        match fut.await {
+            Ok(v) => Ok(v),
+            Err(o) => Err(self.error(o)),
+        }
+    }
+
+    fn error(self, o: Outcome<E>) -> E {
+        match (o, self.conv) {
+            (Outcome::Failed(e), _) => e,
+            (Outcome::Rejected(r), Some(conv)) => conv(r),
+            // A plain stack has no layer that rejects, so no `Rejected` reaches here.
+            (Outcome::Rejected(r), None) => {
+                unreachable!("resilient: rejection {r} in a stack without rejecting policies")
+            }
+        }
+    }
+
+    fn converted(self, o: &Outcome<E>) -> Option<E> {
+        match o {
+            Outcome::Failed(_) => None,
+            Outcome::Rejected(r) => self.conv.map(|c| c(r.clone())),
+        }
+    }
+}
+
+/// A user predicate over `&E` (`failure`, `when`, `on`), or none.
+pub trait Classify<E> {
+    /// Does the predicate accept this error? Rejections are shown to it converted to `E`.
+    fn accepts(&self, stack: Stack<E>, outcome: &Outcome<E>) -> bool;
+}
+
+/// No predicate: every error is accepted.
+pub struct Every;
+
+impl<E> Classify<E> for Every {
+    #[inline]
+    fn accepts(&self, _: Stack<E>, _: &Outcome<E>) -> bool {
+        true
+    }
+}
+
+/// A user predicate `fn(&E) -> bool`.
+pub struct Pred<P>(pub P);
+
+impl<E, P: Fn(&E) -> bool> Classify<E> for Pred<P> {
+    fn accepts(&self, stack: Stack<E>, outcome: &Outcome<E>) -> bool {
+        match outcome {
+            Outcome::Failed(e) => (self.0)(e),
+            Outcome::Rejected(_) => stack.converted(outcome).is_none_or(|e| (self.0)(&e)),
+        }
+    }
+}
+
+/// The innermost step: the body's `Result<T, E>` into the stack's currency.
+#[inline]
+pub async fn body<T, E, F>(fut: F) -> Result<T, Outcome<E>>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    fut.await.map_err(Outcome::Failed)
+}
+
+/// `#[circuit_breaker]`. Inner `CircuitOpen`/`BulkheadFull` rejections are not outcomes (the
+/// call never reached the dependency); every other error goes through `failure`.
+#[inline]
+pub async fn circuit_breaker<T, E, F, C>(
+    site: &'static BreakerSite,
+    stack: Stack<E>,
+    failure: C,
+    fut: F,
+) -> Result<T, Outcome<E>>
+where
+    F: Future<Output = Result<T, Outcome<E>>>,
+    C: Classify<E>,
+{
+    let breaker = site.get();
+    let ticket = breaker.try_acquire().map_err(Outcome::Rejected)?;
+    let mut guard = TicketGuard::new(breaker, ticket);
+    let out = fut.await;
+    match &out {
+        Ok(_) => guard.finish(false),
+        Err(Outcome::Rejected(Error::CircuitOpen { .. } | Error::BulkheadFull { .. })) => {
+            guard.abandon();
+        }
+        Err(o) => guard.finish(failure.accepts(stack, o)),
+    }
+    out
+}
+
+/// The static an expansion declares for a `#[timeout]`.
+#[derive(Debug)]
+pub struct TimeoutSite {
+    pub name: &'static str,
+    pub limit: Duration,
+}
+
+/// `#[timeout]`: the inner future is dropped at the deadline.
+#[inline]
+pub async fn timeout<T, E, F>(site: &'static TimeoutSite, fut: F) -> Result<T, Outcome<E>>
+where
+    F: Future<Output = Result<T, Outcome<E>>>,
+{
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(Outcome::Rejected(Error::NoRuntime { name: site.name }));
+    }
+    if let Ok(out) = tokio::time::timeout(site.limit, fut).await {
+        out
+    } else {
+        crate::events::timed_out(site.name, site.limit);
+        Err(Outcome::Rejected(Error::Timeout {
+            name: site.name,
+            after: site.limit,
+        }))
+    }
+}
+
+/// `#[bulkhead]`: the permit lives until the inner future completes or is dropped.
+#[inline]
+pub async fn bulkhead<T, E, F>(site: &'static BulkheadSite, fut: F) -> Result<T, Outcome<E>>
+where
+    F: Future<Output = Result<T, Outcome<E>>>,
+{
+    let _permit = site.get().acquire().await.map_err(Outcome::Rejected)?;
+    fut.await
+}
+
+/// The static an expansion declares for a `#[retry]`.
+#[derive(Debug)]
+pub struct RetrySite {
+    pub name: &'static str,
+    pub config: RetryConfig,
+}
+
+/// One call's retry state. The attempt loop itself is in the expansion, so each attempt can
+/// rebind (clone, reborrow) the function's arguments.
+pub struct Retry<E> {
+    site: &'static RetrySite,
+    stack: Stack<E>,
+    attempt: u32,
+    started: Option<Instant>,
+    previous: Option<Duration>,
+}
+
+impl<E> Retry<E> {
+    #[inline]
+    #[must_use]
+    pub fn new(site: &'static RetrySite, stack: Stack<E>) -> Self {
+        Retry {
+            site,
+            stack,
+            attempt: 1,
+            started: site.config.max_duration.map(|_| Instant::now()),
+            previous: None,
+        }
+    }
+
+    /// Decides after an attempt: `Break` with the result to return, or `Continue` after
+    /// sleeping the backoff. Dropping this future during the sleep stops the retry.
+    #[inline]
+    pub async fn next<T, C: Classify<E>>(
+        &mut self,
+        out: Result<T, Outcome<E>>,
+        when: C,
+    ) -> ControlFlow<Result<T, Outcome<E>>> {
+        let err = match out {
+            Ok(v) => return ControlFlow::Break(Ok(v)),
+            Err(e) => e,
+        };
+        let config = &self.site.config;
+        let retryable = match &err {
+            // Retrying an overloaded dependency is how retry storms start.
+            Outcome::Rejected(Error::CircuitOpen { .. } | Error::BulkheadFull { .. }) => false,
+            Outcome::Rejected(Error::NoRuntime { .. }) => false,
+            o => when.accepts(self.stack, o),
+        };
+        if !retryable || self.attempt >= config.attempts {
+            return ControlFlow::Break(Err(err));
+        }
+        let delay = config.delay(self.attempt, self.previous, crate::retry::random_unit());
+        if let (Some(limit), Some(started)) = (config.max_duration, self.started)
+            && started.elapsed().saturating_add(delay) > limit
+        {
+            return ControlFlow::Break(Err(err));
+        }
+        if !delay.is_zero() {
+            if tokio::runtime::Handle::try_current().is_err() {
+                return ControlFlow::Break(Err(Outcome::Rejected(Error::NoRuntime {
+                    name: self.site.name,
+                })));
+            }
+            crate::events::retrying(self.site.name, self.attempt + 1, delay);
+            tokio::time::sleep(delay).await;
+        } else {
+            crate::events::retrying(self.site.name, self.attempt + 1, delay);
+        }
+        self.previous = Some(delay);
+        self.attempt += 1;
+        ControlFlow::Continue(())
+    }
+}
+
+/// The static an expansion declares for a `#[fallback]`.
+#[derive(Debug)]
+pub struct FallbackSite {
+    pub name: &'static str,
+}
+
+/// `#[fallback]`: `Continue(err)` when the handler should run with `err`, else `Break` with
+/// the result to return.
+#[inline]
+pub fn fallback<T, E, C: Classify<E>>(
+    site: &'static FallbackSite,
+    stack: Stack<E>,
+    on: C,
+    out: Result<T, Outcome<E>>,
+) -> ControlFlow<Result<T, Outcome<E>>, E> {
+    match out {
+        Ok(v) => ControlFlow::Break(Ok(v)),
+        Err(o) if on.accepts(stack, &o) => match o {
+            Outcome::Failed(e) => {
+                crate::events::fallback(site.name);
+                ControlFlow::Continue(e)
+            }
+            Outcome::Rejected(r) => match stack.conv {
+                Some(conv) => {
+                    crate::events::fallback(site.name);
+                    ControlFlow::Continue(conv(r))
+                }
+                None => ControlFlow::Break(Err(Outcome::Rejected(r))),
+            },
+        },
+        Err(o) => ControlFlow::Break(Err(o)),
+    }
+}
+
+/// The handler's `Result<T, E>` back into the stack's currency.
+#[inline]
+pub fn lift<T, E>(out: Result<T, E>) -> Result<T, Outcome<E>> {
+    out.map_err(Outcome::Failed)
+}

@@ -1,0 +1,990 @@
+//! The circuit breaker: a lock-free state machine over one packed atomic word.
+//!
+//! # Layout of the state word
+//!
+//! ```text
+//! bits  0..3   state (Closed, Open, HalfOpen, ForcedOpen, Disabled)
+//! bit   3      ramping (only meaningful in Closed)
+//! bits  4..20  trial calls in flight (HalfOpen)
+//! bits 20..36  successful trials in this half-open cycle
+//! bits 36..64  generation, bumped on every state change
+//! ```
+//!
+//! Packing the trial bookkeeping with the state and the generation makes every decision a
+//! single compare-and-swap: a trial slot is reserved atomically, a late outcome from an earlier
+//! cycle fails the generation check, and a slot release can never land in a newer cycle.
+//!
+//! The closed path is one atomic load at admission plus the window update at completion: no
+//! lock, no allocation, and (for the count rules) no clock read on success.
+
+use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::Error;
+
+/// Which outcomes open the breaker. See DESIGN.md section 4.1 and the crate docs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TripRule {
+    /// `threshold = N`: N consecutive failures open the breaker.
+    Consecutive {
+        /// Failures in a row that open the breaker.
+        threshold: u32,
+    },
+    /// `threshold = N, window = "30s"`: N failures within the last `window` of time.
+    CountInWindow {
+        /// Failures that open the breaker.
+        threshold: u32,
+        /// How recent they must be.
+        window: Duration,
+    },
+    /// `failure_rate = r, window = "10s", min_calls = m`: over the last `window` of time (ten
+    /// buckets of `window / 10`), at least `m` calls and failures / calls >= `r`.
+    RateOverTime {
+        /// Failure ratio in (0, 1] that opens the breaker.
+        failure_rate: f64,
+        /// Length of the sliding time window.
+        window: Duration,
+        /// Calls needed in the window before the rate is evaluated.
+        min_calls: u32,
+    },
+    /// `failure_rate = r, last = n, min_calls = m`: over the last `n` recorded calls (rolling),
+    /// at least `m` calls and failures / calls >= `r`.
+    RateOverCalls {
+        /// Failure ratio in (0, 1] that opens the breaker.
+        failure_rate: f64,
+        /// Size of the rolling count window.
+        last: u32,
+        /// Calls needed before the rate is evaluated (at most `last`).
+        min_calls: u32,
+    },
+}
+
+impl TripRule {
+    /// The rule of a breaker declared without one: `failure_rate = 0.5, window = "30s",
+    /// min_calls = 20`.
+    pub const DEFAULT: TripRule = TripRule::RateOverTime {
+        failure_rate: 0.5,
+        window: Duration::from_secs(30),
+        min_calls: 20,
+    };
+}
+
+/// Everything a [`CircuitBreaker`] is configured with. Field names follow the attribute's
+/// arguments; see DESIGN.md section 4.1 for their semantics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BreakerConfig {
+    /// The trip rule.
+    pub rule: TripRule,
+    /// Time in `Open` before a trial call is let through. Default 5 s.
+    pub cooldown: Duration,
+    /// Cap for the cooldown, which doubles on each consecutive failed trial. `None`: fixed.
+    pub max_cooldown: Option<Duration>,
+    /// Trial calls in flight at once in `HalfOpen`. Default: `success_threshold`.
+    pub half_open_calls: u32,
+    /// Successful trials that close the breaker. Default 1.
+    pub success_threshold: u32,
+    /// After closing, admit a linearly rising share of calls over this period.
+    pub ramp: Option<Duration>,
+    /// A call slower than this counts as a failure.
+    pub slow_call: Option<Duration>,
+    /// An open critical breaker makes the health report unhealthy.
+    pub critical: bool,
+    /// The `#[timeout]` directly inside this breaker, if any: a half-open cycle whose slots are
+    /// held longer than `max(cooldown, inner_timeout)` counts as a failed trial.
+    pub inner_timeout: Option<Duration>,
+}
+
+impl BreakerConfig {
+    /// The defaults of DESIGN.md section 4 with the given rule.
+    #[must_use]
+    pub const fn new(rule: TripRule) -> Self {
+        BreakerConfig {
+            rule,
+            cooldown: Duration::from_secs(5),
+            max_cooldown: None,
+            half_open_calls: 1,
+            success_threshold: 1,
+            ramp: None,
+            slow_call: None,
+            critical: false,
+            inner_timeout: None,
+        }
+    }
+
+    /// Checks the configuration, naming the offending key.
+    ///
+    /// # Errors
+    /// A message of the form ``"`key`: what is wrong"``.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = |key: &str, n: u32| {
+            if n == 0 {
+                Err(format!("`{key}` must be at least 1"))
+            } else {
+                Ok(())
+            }
+        };
+        match self.rule {
+            TripRule::Consecutive { threshold } => positive("threshold", threshold)?,
+            TripRule::CountInWindow { threshold, window } => {
+                positive("threshold", threshold)?;
+                if window.is_zero() {
+                    return Err("`window` must be longer than zero".into());
+                }
+            }
+            TripRule::RateOverTime {
+                failure_rate,
+                window,
+                min_calls,
+            } => {
+                crate::literal::check_ratio(failure_rate)
+                    .map_err(|e| format!("`failure_rate`: {e}"))?;
+                if window.is_zero() {
+                    return Err("`window` must be longer than zero".into());
+                }
+                positive("min_calls", min_calls)?;
+            }
+            TripRule::RateOverCalls {
+                failure_rate,
+                last,
+                min_calls,
+            } => {
+                crate::literal::check_ratio(failure_rate)
+                    .map_err(|e| format!("`failure_rate`: {e}"))?;
+                positive("last", last)?;
+                positive("min_calls", min_calls)?;
+                if min_calls > last {
+                    return Err(format!(
+                        "`min_calls` ({min_calls}) may not exceed `last` ({last})"
+                    ));
+                }
+            }
+        }
+        if self.cooldown.is_zero() {
+            return Err("`cooldown` must be longer than zero".into());
+        }
+        if let Some(max) = self.max_cooldown
+            && max < self.cooldown
+        {
+            return Err("`max_cooldown` must be at least `cooldown`".into());
+        }
+        positive("half_open_calls", self.half_open_calls)?;
+        positive("success_threshold", self.success_threshold)?;
+        if self.half_open_calls > MAX_TRIALS || self.success_threshold > MAX_TRIALS {
+            return Err(format!(
+                "`half_open_calls` and `success_threshold` may not exceed {MAX_TRIALS}"
+            ));
+        }
+        if self.ramp.is_some_and(|r| r.is_zero()) {
+            return Err("`ramp` must be longer than zero".into());
+        }
+        if self.slow_call.is_some_and(|r| r.is_zero()) {
+            return Err("`slow_call` must be longer than zero".into());
+        }
+        Ok(())
+    }
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig::new(TripRule::DEFAULT)
+    }
+}
+
+/// The state of a breaker, as [`BreakerHandle::state`](crate::BreakerHandle::state) reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CircuitState {
+    /// Calls pass and outcomes are recorded (possibly ramping up after a recovery).
+    Closed,
+    /// Calls are rejected until the cooldown ends.
+    Open,
+    /// A limited number of trial calls decide whether to close or reopen.
+    HalfOpen,
+    /// Opened by hand with `force_open()`; stays open until `reset()`.
+    ForcedOpen,
+    /// Switched off by hand with `disable()`: every call passes, nothing is recorded.
+    Disabled,
+}
+
+const STATE_MASK: u64 = 0b111;
+const CLOSED: u64 = 0;
+const OPEN: u64 = 1;
+const HALF_OPEN: u64 = 2;
+const FORCED_OPEN: u64 = 3;
+const DISABLED: u64 = 4;
+const RAMPING: u64 = 1 << 3;
+const TRIALS_SHIFT: u32 = 4;
+const SUCC_SHIFT: u32 = 20;
+const FIELD_MASK: u64 = 0xFFFF;
+const GEN_SHIFT: u32 = 36;
+const MAX_TRIALS: u32 = 0xFFFF;
+
+fn state_of(word: u64) -> u64 {
+    word & STATE_MASK
+}
+fn trials_of(word: u64) -> u64 {
+    (word >> TRIALS_SHIFT) & FIELD_MASK
+}
+fn successes_of(word: u64) -> u64 {
+    (word >> SUCC_SHIFT) & FIELD_MASK
+}
+fn gen_of(word: u64) -> u64 {
+    word >> GEN_SHIFT
+}
+/// A word for a fresh cycle: the given state, no trials, generation advanced.
+fn next_cycle(word: u64, state: u64) -> u64 {
+    ((gen_of(word).wrapping_add(1)) << GEN_SHIFT) | state
+}
+
+/// What an admitted call must report back. Created by [`CircuitBreaker::try_acquire`].
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket {
+    generation: u64,
+    kind: TicketKind,
+    /// Admission time, read only when `slow_call` is configured.
+    started: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TicketKind {
+    Closed,
+    Trial,
+    /// A disabled breaker records nothing.
+    Untracked,
+}
+
+/// A circuit breaker. Usually reached through an attribute or [`crate::breaker`]; usable on its
+/// own with [`CircuitBreaker::call`].
+pub struct CircuitBreaker {
+    name: &'static str,
+    config: BreakerConfig,
+    base: Instant,
+    word: AtomicU64,
+    /// Nanoseconds since `base` at which the current open period ends.
+    open_until: AtomicU64,
+    /// Nanoseconds since `base` of the latest trial admission (stale-cycle detection).
+    last_trial: AtomicU64,
+    /// Consecutive failed trials, the exponent of the cooldown growth.
+    failed_trials: AtomicU32,
+    ramp_start: AtomicU64,
+    /// The ramp's admission credit, an `f64` stored as bits.
+    ramp_credit: AtomicU64,
+    rejections: AtomicU64,
+    window: Window,
+}
+
+impl fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("name", &self.name)
+            .field("state", &self.state())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A snapshot of a breaker's counters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct BreakerMetrics {
+    /// The state at the time of the snapshot.
+    pub state: CircuitState,
+    /// Outcomes in the current window. For the `threshold` rules, which keep only failures,
+    /// this equals `failures`.
+    pub calls: u64,
+    /// Failures in the current window (consecutive failures for `threshold` alone).
+    pub failures: u64,
+    /// failures / calls once `min_calls` outcomes are in the window; `None` before that and for
+    /// the `threshold` rules.
+    pub failure_rate: Option<f64>,
+    /// Calls rejected since the breaker was created.
+    pub rejections: u64,
+}
+
+impl CircuitBreaker {
+    /// A closed breaker.
+    ///
+    /// # Errors
+    /// When [`BreakerConfig::validate`] rejects the configuration.
+    pub fn new(name: &'static str, config: BreakerConfig) -> Result<Self, String> {
+        config.validate()?;
+        Ok(CircuitBreaker {
+            name,
+            config,
+            base: Instant::now(),
+            word: AtomicU64::new(CLOSED),
+            open_until: AtomicU64::new(0),
+            last_trial: AtomicU64::new(0),
+            failed_trials: AtomicU32::new(0),
+            ramp_start: AtomicU64::new(0),
+            ramp_credit: AtomicU64::new(0),
+            rejections: AtomicU64::new(0),
+            window: Window::new(&config.rule),
+        })
+    }
+
+    /// The breaker's name.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The breaker's configuration.
+    #[must_use]
+    pub fn config(&self) -> &BreakerConfig {
+        &self.config
+    }
+
+    fn now_nanos(&self) -> u64 {
+        u64::try_from(Instant::now().saturating_duration_since(self.base).as_nanos())
+            .unwrap_or(u64::MAX)
+    }
+
+    /// The current state. Reports `HalfOpen` once the cooldown has elapsed, without taking a
+    /// trial slot or emitting anything.
+    #[must_use]
+    pub fn state(&self) -> CircuitState {
+        let word = self.word.load(Ordering::Acquire);
+        match state_of(word) {
+            CLOSED => CircuitState::Closed,
+            OPEN => {
+                if self.now_nanos() >= self.open_until.load(Ordering::Acquire) {
+                    CircuitState::HalfOpen
+                } else {
+                    CircuitState::Open
+                }
+            }
+            HALF_OPEN => CircuitState::HalfOpen,
+            FORCED_OPEN => CircuitState::ForcedOpen,
+            _ => CircuitState::Disabled,
+        }
+    }
+
+    /// `true` while a closed breaker is still ramping traffic up after a recovery.
+    #[must_use]
+    pub fn is_ramping(&self) -> bool {
+        let word = self.word.load(Ordering::Acquire);
+        state_of(word) == CLOSED && word & RAMPING != 0
+    }
+
+    /// A snapshot of the counters. Never counts as a call, never takes a trial slot.
+    #[must_use]
+    pub fn metrics(&self) -> BreakerMetrics {
+        let (calls, failures) = self.window.counts(self.now_nanos());
+        let failure_rate = match self.config.rule {
+            TripRule::RateOverTime { min_calls, .. } | TripRule::RateOverCalls { min_calls, .. }
+                if calls >= u64::from(min_calls) && calls > 0 =>
+            {
+                #[allow(clippy::cast_precision_loss)] // counts are far below 2^52
+                Some(failures as f64 / calls as f64)
+            }
+            _ => None,
+        };
+        BreakerMetrics {
+            state: self.state(),
+            calls,
+            failures,
+            failure_rate,
+            rejections: self.rejections.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Opens the breaker until [`reset`](Self::reset), rejecting every call with
+    /// `retry_after: None`.
+    pub fn force_open(&self) {
+        self.manual(FORCED_OPEN, CircuitState::ForcedOpen);
+    }
+
+    /// Lets every call through and records nothing, until [`reset`](Self::reset).
+    pub fn disable(&self) {
+        self.manual(DISABLED, CircuitState::Disabled);
+    }
+
+    /// Back to `Closed` with an empty window and the base cooldown.
+    pub fn reset(&self) {
+        self.failed_trials.store(0, Ordering::Release);
+        self.manual(CLOSED, CircuitState::Closed);
+    }
+
+    fn manual(&self, state: u64, to: CircuitState) {
+        self.window.clear();
+        let mut word = self.word.load(Ordering::Acquire);
+        loop {
+            match self.word.compare_exchange_weak(
+                word,
+                next_cycle(word, state),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(w) => word = w,
+            }
+        }
+        crate::events::transition(self.name, to, None);
+    }
+
+    /// Asks to run one call. On `Ok`, the caller must run the call and hand the ticket back to
+    /// [`record`](Self::record) or [`release`](Self::release), exactly once; the [`call`]
+    /// family does this, including on panic and cancellation.
+    ///
+    /// # Errors
+    /// [`Error::CircuitOpen`] when the call is not admitted. It was not run and is not
+    /// recorded.
+    ///
+    /// [`call`]: Self::call
+    #[inline]
+    pub fn try_acquire(&self) -> Result<Ticket, Error> {
+        let word = self.word.load(Ordering::Acquire);
+        if word & (STATE_MASK | RAMPING) == CLOSED {
+            return Ok(Ticket {
+                generation: gen_of(word),
+                kind: TicketKind::Closed,
+                started: self.config.slow_call.map(|_| Instant::now()),
+            });
+        }
+        self.acquire_slow(word)
+    }
+
+    #[cold]
+    fn acquire_slow(&self, mut word: u64) -> Result<Ticket, Error> {
+        loop {
+            let ticket = |generation, kind| Ticket {
+                generation,
+                kind,
+                started: self.config.slow_call.map(|_| Instant::now()),
+            };
+            match state_of(word) {
+                CLOSED => {
+                    // Ramping (the fast path took plain Closed).
+                    return if self.ramp_admits(word) {
+                        Ok(ticket(gen_of(word), TicketKind::Closed))
+                    } else {
+                        Err(self.reject(None))
+                    };
+                }
+                DISABLED => return Ok(ticket(gen_of(word), TicketKind::Untracked)),
+                FORCED_OPEN => return Err(self.reject(None)),
+                OPEN => {
+                    let now = self.now_nanos();
+                    let until = self.open_until.load(Ordering::Acquire);
+                    if now < until {
+                        return Err(self.reject(Some(Duration::from_nanos(until - now))));
+                    }
+                    // Cooldown over: this call starts a half-open cycle and takes its first
+                    // slot, atomically.
+                    self.last_trial.store(now, Ordering::Release);
+                    let next = next_cycle(word, HALF_OPEN) | (1 << TRIALS_SHIFT);
+                    match self.word.compare_exchange(
+                        word,
+                        next,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => {
+                            crate::events::transition(self.name, CircuitState::HalfOpen, None);
+                            return Ok(ticket(gen_of(next), TicketKind::Trial));
+                        }
+                        Err(w) => word = w,
+                    }
+                }
+                HALF_OPEN => {
+                    if trials_of(word) < u64::from(self.config.half_open_calls) {
+                        let next = word + (1 << TRIALS_SHIFT);
+                        match self.word.compare_exchange(
+                            word,
+                            next,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        ) {
+                            Ok(_) => {
+                                self.last_trial.store(self.now_nanos(), Ordering::Release);
+                                return Ok(ticket(gen_of(word), TicketKind::Trial));
+                            }
+                            Err(w) => word = w,
+                        }
+                    } else {
+                        // Every slot is taken. If the newest holder has had it longer than
+                        // max(cooldown, inner timeout), the cycle is stuck: count it as a
+                        // failed trial so the breaker cannot stay half-open forever.
+                        let limit = self
+                            .config
+                            .cooldown
+                            .max(self.config.inner_timeout.unwrap_or(Duration::ZERO));
+                        let now = self.now_nanos();
+                        let held = now.saturating_sub(self.last_trial.load(Ordering::Acquire));
+                        if u128::from(held) >= limit.as_nanos()
+                            && self.trip(word, true, now, None)
+                        {
+                            let until = self.open_until.load(Ordering::Acquire);
+                            return Err(
+                                self.reject(Some(Duration::from_nanos(until.saturating_sub(now))))
+                            );
+                        }
+                        return Err(self.reject(None));
+                    }
+                }
+                _ => return Err(self.reject(None)),
+            }
+        }
+    }
+
+    fn reject(&self, retry_after: Option<Duration>) -> Error {
+        self.rejections.fetch_add(1, Ordering::Relaxed);
+        crate::events::rejected_open(self.name, retry_after);
+        Error::CircuitOpen {
+            name: self.name,
+            retry_after,
+        }
+    }
+
+    /// The ramp's deterministic admission: each offered call adds `elapsed / ramp` to a credit
+    /// and is admitted when the credit reaches 1.
+    fn ramp_admits(&self, word: u64) -> bool {
+        let Some(ramp) = self.config.ramp else {
+            return true;
+        };
+        let now = self.now_nanos();
+        let elapsed = now.saturating_sub(self.ramp_start.load(Ordering::Acquire));
+        if u128::from(elapsed) >= ramp.as_nanos() {
+            // Ramp complete: fully closed, the cooldown returns to its base.
+            if self
+                .word
+                .compare_exchange(word, word & !RAMPING, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                self.failed_trials.store(0, Ordering::Release);
+            }
+            return true;
+        }
+        #[allow(clippy::cast_precision_loss)] // nanoseconds well below 2^52 in any real ramp
+        let share = elapsed as f64 / ramp.as_nanos() as f64;
+        let mut bits = self.ramp_credit.load(Ordering::Acquire);
+        loop {
+            let credit = f64::from_bits(bits) + share;
+            let (admit, left) = if credit >= 1.0 {
+                (true, credit - 1.0)
+            } else {
+                (false, credit)
+            };
+            match self.ramp_credit.compare_exchange_weak(
+                bits,
+                left.to_bits(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return admit,
+                Err(b) => bits = b,
+            }
+        }
+    }
+
+    /// Reports the outcome of an admitted call. `failure` is the caller's classification
+    /// (before `slow_call`, which this method applies).
+    pub fn record(&self, ticket: Ticket, failure: bool) {
+        let failure = failure
+            || match (self.config.slow_call, ticket.started) {
+                (Some(limit), Some(started)) => started.elapsed() > limit,
+                _ => false,
+            };
+        match ticket.kind {
+            TicketKind::Untracked => {}
+            TicketKind::Closed => self.record_closed(ticket.generation, failure),
+            TicketKind::Trial => self.record_trial(ticket.generation, failure),
+        }
+    }
+
+    fn record_closed(&self, generation: u64, failure: bool) {
+        let word = self.word.load(Ordering::Acquire);
+        if state_of(word) != CLOSED || gen_of(word) != generation {
+            return; // admitted in an earlier cycle: changes nothing
+        }
+        if let Some(rate) = self.window.record(&self.config.rule, failure, || self.now_nanos()) {
+            self.trip(word, word & RAMPING != 0, self.now_nanos(), Some(rate));
+        }
+    }
+
+    fn record_trial(&self, generation: u64, failure: bool) {
+        let mut word = self.word.load(Ordering::Acquire);
+        loop {
+            if state_of(word) != HALF_OPEN || gen_of(word) != generation {
+                return;
+            }
+            if failure {
+                self.trip(word, true, self.now_nanos(), None);
+                return;
+            }
+            let successes = successes_of(word) + 1;
+            let next = if successes >= u64::from(self.config.success_threshold) {
+                self.window.clear();
+                let mut next = next_cycle(word, CLOSED);
+                if self.config.ramp.is_some() {
+                    self.ramp_start.store(self.now_nanos(), Ordering::Release);
+                    self.ramp_credit.store(0f64.to_bits(), Ordering::Release);
+                    next |= RAMPING;
+                }
+                next
+            } else {
+                (word - (1 << TRIALS_SHIFT)) + (1 << SUCC_SHIFT)
+            };
+            match self
+                .word
+                .compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    if state_of(next) == CLOSED {
+                        if next & RAMPING == 0 {
+                            self.failed_trials.store(0, Ordering::Release);
+                        }
+                        crate::events::transition(self.name, CircuitState::Closed, None);
+                    }
+                    return;
+                }
+                Err(w) => word = w,
+            }
+        }
+    }
+
+    /// Opens the breaker from `word`. `failed_trial` grows the cooldown (a failed trial, a stuck
+    /// half-open cycle, or reopening during the ramp). Returns whether this call did it.
+    fn trip(&self, word: u64, failed_trial: bool, now: u64, rate: Option<f64>) -> bool {
+        let level = if failed_trial {
+            self.failed_trials.load(Ordering::Acquire).saturating_add(1)
+        } else {
+            0
+        };
+        let cooldown = self.cooldown_for(level);
+        let until = now.saturating_add(u64::try_from(cooldown.as_nanos()).unwrap_or(u64::MAX));
+        // Publish the end of the open period before the state, so nobody sees Open with the
+        // previous cycle's (past) deadline.
+        self.open_until.store(until, Ordering::Release);
+        let next = next_cycle(word, OPEN);
+        if self
+            .word
+            .compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.window.clear();
+            self.failed_trials.store(level, Ordering::Release);
+            crate::events::transition(self.name, CircuitState::Open, rate);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn cooldown_for(&self, level: u32) -> Duration {
+        let base = self.config.cooldown;
+        match self.config.max_cooldown {
+            None => base,
+            Some(max) => {
+                let factor = 1u32.checked_shl(level.min(31)).unwrap_or(u32::MAX);
+                base.checked_mul(factor).unwrap_or(max).min(max)
+            }
+        }
+    }
+
+    /// Gives back the ticket of a call that was cancelled: nothing is recorded and a trial slot
+    /// returns to its own cycle (never to a later one).
+    pub fn release(&self, ticket: Ticket) {
+        if ticket.kind != TicketKind::Trial {
+            return;
+        }
+        let mut word = self.word.load(Ordering::Acquire);
+        while state_of(word) == HALF_OPEN && gen_of(word) == ticket.generation && trials_of(word) > 0
+        {
+            match self.word.compare_exchange_weak(
+                word,
+                word - (1 << TRIALS_SHIFT),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(w) => word = w,
+            }
+        }
+    }
+
+    /// Runs `fut` through the breaker, for code that does not use the attributes.
+    ///
+    /// Every `Err` of `fut` counts as a failure. The future is not polled when the call is
+    /// rejected. A panic is recorded as a failure and resumes; a drop records nothing.
+    ///
+    /// # Errors
+    /// `fut`'s own error, or `E::from(Error::CircuitOpen { .. })` on rejection.
+    pub async fn call<T, E, F>(&self, fut: F) -> Result<T, E>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: From<Error>,
+    {
+        let ticket = self.try_acquire()?;
+        let mut guard = TicketGuard::new(self, ticket);
+        let out = fut.await;
+        guard.finish(out.is_err());
+        out
+    }
+}
+
+/// Hands a ticket back exactly once: on completion with its outcome; on drop during a panic as
+/// a failure; on any other drop (cancellation) by releasing it.
+#[derive(Debug)]
+pub(crate) struct TicketGuard<'a> {
+    breaker: &'a CircuitBreaker,
+    ticket: Option<Ticket>,
+}
+
+impl<'a> TicketGuard<'a> {
+    pub(crate) fn new(breaker: &'a CircuitBreaker, ticket: Ticket) -> Self {
+        TicketGuard {
+            breaker,
+            ticket: Some(ticket),
+        }
+    }
+
+    pub(crate) fn finish(&mut self, failure: bool) {
+        if let Some(ticket) = self.ticket.take() {
+            self.breaker.record(ticket, failure);
+        }
+    }
+
+    /// Ends the call without an outcome (an inner layer rejected it).
+    pub(crate) fn abandon(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.breaker.release(ticket);
+        }
+    }
+}
+
+impl Drop for TicketGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            if std::thread::panicking() {
+                self.breaker.record(ticket, true);
+            } else {
+                self.breaker.release(ticket);
+            }
+        }
+    }
+}
+
+/// The outcomes a trip rule looks at.
+enum Window {
+    /// Consecutive failures.
+    Consecutive(AtomicU32),
+    /// Times of the last `threshold` failures (nanoseconds since `base`), oldest first. Only
+    /// failures touch it, so the lock is off the success path.
+    Timed(Mutex<std::collections::VecDeque<u64>>),
+    /// A ring of the last `last` outcomes, one bit each.
+    Calls {
+        bits: Box<[AtomicU64]>,
+        len: u64,
+        next: AtomicU64,
+        failures: AtomicU64,
+    },
+    /// Ten buckets; each word packs (epoch: 24 bits, calls: 20 bits, failures: 20 bits).
+    Buckets { buckets: [AtomicU64; 10], width: u64 },
+}
+
+const BUCKET_FIELD: u64 = (1 << 20) - 1;
+const EPOCH_MASK: u64 = (1 << 24) - 1;
+
+impl Window {
+    fn new(rule: &TripRule) -> Window {
+        match *rule {
+            TripRule::Consecutive { .. } => Window::Consecutive(AtomicU32::new(0)),
+            TripRule::CountInWindow { threshold, .. } => Window::Timed(Mutex::new(
+                std::collections::VecDeque::with_capacity(threshold as usize),
+            )),
+            TripRule::RateOverCalls { last, .. } => Window::Calls {
+                bits: (0..u64::from(last).div_ceil(64))
+                    .map(|_| AtomicU64::new(0))
+                    .collect(),
+                len: u64::from(last),
+                next: AtomicU64::new(0),
+                failures: AtomicU64::new(0),
+            },
+            TripRule::RateOverTime { window, .. } => Window::Buckets {
+                buckets: Default::default(),
+                width: u64::try_from(window.as_nanos() / 10)
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+            },
+        }
+    }
+
+    fn clear(&self) {
+        match self {
+            Window::Consecutive(n) => n.store(0, Ordering::Release),
+            Window::Timed(times) => times.lock().unwrap_or_else(|p| p.into_inner()).clear(),
+            Window::Calls {
+                bits,
+                next,
+                failures,
+                ..
+            } => {
+                for w in bits {
+                    w.store(0, Ordering::Release);
+                }
+                next.store(0, Ordering::Release);
+                failures.store(0, Ordering::Release);
+            }
+            Window::Buckets { buckets, .. } => {
+                for b in buckets {
+                    b.store(0, Ordering::Release);
+                }
+            }
+        }
+    }
+
+    /// Records one outcome; returns `Some(rate)` when the rule now says open (the rate is
+    /// `NaN`-free and only meaningful for the rate rules).
+    fn record(&self, rule: &TripRule, failure: bool, now: impl Fn() -> u64) -> Option<f64> {
+        match (self, *rule) {
+            (Window::Consecutive(n), TripRule::Consecutive { threshold }) => {
+                if failure {
+                    (n.fetch_add(1, Ordering::AcqRel) + 1 >= threshold).then_some(1.0)
+                } else {
+                    // Only write when there is something to reset: keeps the line shared.
+                    if n.load(Ordering::Relaxed) != 0 {
+                        n.store(0, Ordering::Release);
+                    }
+                    None
+                }
+            }
+            (Window::Timed(times), TripRule::CountInWindow { threshold, window }) => {
+                if !failure {
+                    return None; // exact without a clock read: successes do not matter
+                }
+                let now = now();
+                let mut times = times.lock().unwrap_or_else(|p| p.into_inner());
+                if times.len() == threshold as usize {
+                    times.pop_front();
+                }
+                times.push_back(now);
+                let oldest = times.front().copied().unwrap_or(now);
+                (times.len() == threshold as usize
+                    && u128::from(now - oldest) < window.as_nanos())
+                .then_some(1.0)
+            }
+            (
+                Window::Calls {
+                    bits,
+                    len,
+                    next,
+                    failures,
+                },
+                TripRule::RateOverCalls {
+                    failure_rate,
+                    min_calls,
+                    ..
+                },
+            ) => {
+                let pos = next.fetch_add(1, Ordering::AcqRel);
+                let slot = pos % len;
+                let word = &bits[usize::try_from(slot / 64).unwrap_or(0)];
+                let mask = 1u64 << (slot % 64);
+                let total = if failure {
+                    let old = word.fetch_or(mask, Ordering::AcqRel);
+                    if old & mask == 0 {
+                        failures.fetch_add(1, Ordering::AcqRel) + 1
+                    } else {
+                        failures.load(Ordering::Acquire)
+                    }
+                } else if word.load(Ordering::Acquire) & mask != 0 {
+                    let old = word.fetch_and(!mask, Ordering::AcqRel);
+                    if old & mask == 0 {
+                        failures.load(Ordering::Acquire)
+                    } else {
+                        failures.fetch_sub(1, Ordering::AcqRel) - 1
+                    }
+                } else {
+                    failures.load(Ordering::Acquire)
+                };
+                let calls = (pos + 1).min(*len);
+                rate_trips(calls, total, min_calls, failure_rate)
+            }
+            (
+                Window::Buckets { buckets, width },
+                TripRule::RateOverTime {
+                    failure_rate,
+                    min_calls,
+                    ..
+                },
+            ) => {
+                let now = now();
+                let epoch = (now / width) & EPOCH_MASK;
+                let bucket = &buckets[usize::try_from((now / width) % 10).unwrap_or(0)];
+                let mut cur = bucket.load(Ordering::Acquire);
+                loop {
+                    let (calls, fails) = if cur >> 40 == epoch {
+                        ((cur >> 20) & BUCKET_FIELD, cur & BUCKET_FIELD)
+                    } else {
+                        (0, 0)
+                    };
+                    let calls = (calls + 1).min(BUCKET_FIELD);
+                    let fails = (fails + u64::from(failure)).min(BUCKET_FIELD);
+                    let next = (epoch << 40) | (calls << 20) | fails;
+                    match bucket.compare_exchange_weak(
+                        cur,
+                        next,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => break,
+                        Err(c) => cur = c,
+                    }
+                }
+                let (calls, fails) = self.counts(now);
+                rate_trips(calls, fails, min_calls, failure_rate)
+            }
+            _ => None,
+        }
+    }
+
+    /// (calls, failures) currently in the window.
+    fn counts(&self, now: u64) -> (u64, u64) {
+        match self {
+            Window::Consecutive(n) => {
+                let n = u64::from(n.load(Ordering::Acquire));
+                (n, n)
+            }
+            Window::Timed(times) => {
+                let times = times.lock().unwrap_or_else(|p| p.into_inner());
+                let n = times.len() as u64;
+                (n, n)
+            }
+            Window::Calls {
+                len,
+                next,
+                failures,
+                ..
+            } => (
+                next.load(Ordering::Acquire).min(*len),
+                failures.load(Ordering::Acquire),
+            ),
+            Window::Buckets { buckets, width } => {
+                let epoch = (now / width) & EPOCH_MASK;
+                buckets.iter().fold((0, 0), |(c, f), b| {
+                    let w = b.load(Ordering::Acquire);
+                    let age = epoch.wrapping_sub(w >> 40) & EPOCH_MASK;
+                    if w != 0 && age < 10 {
+                        (c + ((w >> 20) & BUCKET_FIELD), f + (w & BUCKET_FIELD))
+                    } else {
+                        (c, f)
+                    }
+                })
+            }
+        }
+    }
+}
+
+fn rate_trips(calls: u64, failures: u64, min_calls: u32, failure_rate: f64) -> Option<f64> {
+    if calls == 0 || calls < u64::from(min_calls) {
+        return None;
+    }
+    #[allow(clippy::cast_precision_loss)] // counts are far below 2^52
+    let rate = failures as f64 / calls as f64;
+    (rate >= failure_rate).then_some(rate)
+}

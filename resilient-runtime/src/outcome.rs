@@ -1,0 +1,25 @@
+//! What the layers of one stack pass to each other.
+
+use crate::Error;
+
+/// The error side of a call inside a stack of policies: either the body's own error or a
+/// rejection by a policy. Keeping the two apart until the outermost layer lets a retry tell an
+/// open circuit (never retried) from the body's error, and a breaker tell an inner bulkhead's
+/// rejection (not recorded) from a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome<E> {
+    /// The body returned `Err`.
+    Failed(E),
+    /// A policy refused or abandoned the call.
+    Rejected(Error),
+}
+
+impl<E: From<Error>> Outcome<E> {
+    /// The error the caller sees: the body's own, or the rejection converted.
+    pub fn into_inner(self) -> E {
+        match self {
+            Outcome::Failed(e) => e,
+            Outcome::Rejected(r) => E::from(r),
+        }
+    }
+}
