@@ -11,10 +11,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::circuit_breaker::TicketGuard;
-use crate::{Error, Outcome, RetryConfig};
+use crate::{Error, Outcome};
 
 pub use crate::registry::{BreakerSite, BulkheadSite, Site};
-pub use crate::{BreakerConfig, BulkheadConfig, Jitter, Strategy, TripRule};
+pub use crate::{BreakerConfig, BulkheadConfig, Jitter, RetryConfig, Strategy, TripRule};
 pub use core::ops::ControlFlow as Flow;
 pub use core::time::Duration as Dur;
 

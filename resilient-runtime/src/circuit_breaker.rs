@@ -99,6 +99,9 @@ pub struct BreakerConfig {
 }
 
 impl BreakerConfig {
+    /// The defaults of DESIGN.md section 4: the default rule, 5 s cooldown, one trial.
+    pub const DEFAULT: BreakerConfig = BreakerConfig::new(TripRule::DEFAULT);
+
     /// The defaults of DESIGN.md section 4 with the given rule.
     #[must_use]
     pub const fn new(rule: TripRule) -> Self {

@@ -48,7 +48,13 @@ pub struct RetryConfig {
 
 impl Default for RetryConfig {
     fn default() -> Self {
-        RetryConfig {
+        RetryConfig::DEFAULT
+    }
+}
+
+impl RetryConfig {
+    /// 3 attempts, 100 ms exponential backoff (x2) capped at 10 s, full jitter.
+    pub const DEFAULT: RetryConfig = RetryConfig {
             attempts: 3,
             backoff: Duration::from_millis(100),
             strategy: Strategy::Exponential,
@@ -56,8 +62,7 @@ impl Default for RetryConfig {
             max_backoff: Duration::from_secs(10),
             jitter: Jitter::Full,
             max_duration: None,
-        }
-    }
+        };
 }
 
 impl RetryConfig {
