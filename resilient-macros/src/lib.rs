@@ -12,6 +12,9 @@ mod item;
 mod params;
 mod validate;
 
+#[cfg(test)]
+mod expand_tests;
+
 #[path = "../../resilient-runtime/src/literal.rs"]
 mod literal;
 

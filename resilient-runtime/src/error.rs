@@ -118,10 +118,18 @@ impl fmt::Display for Error {
             Error::CircuitOpen {
                 name,
                 retry_after: Some(after),
-            } => write!(
+            } if *after >= Duration::from_secs(1) => write!(
                 f,
                 "circuit breaker \"{name}\" is open; retry after {:.1}s",
                 after.as_secs_f64()
+            ),
+            Error::CircuitOpen {
+                name,
+                retry_after: Some(after),
+            } => write!(
+                f,
+                "circuit breaker \"{name}\" is open; retry after {}ms",
+                after.as_nanos().div_ceil(1_000_000)
             ),
             Error::CircuitOpen {
                 name,
