@@ -103,8 +103,17 @@
 //!   method inside `#[async_trait]` cannot be retried (async-trait moves `self` into its own
 //!   binding). Native async fn in traits has no such limit.
 //! - **A body that blocks without yielding** cannot be pre-empted by `#[timeout]`: its result
-//!   is returned. A runtime built without the time driver makes tokio panic on the first timer;
-//!   only a missing runtime is detected.
+//!   is returned and a `warn` event names the overrun (on a real clock a body finishing in the
+//!   very poll in which the deadline passes warns too).
+//! - **`max_duration`** counts from the start of the first attempt; an attempt may start only
+//!   strictly before the limit, and none starts whose delay would end at or past it.
+//! - **Outside a tokio runtime**, `#[timeout]` returns [`Error::NoRuntime`] without running the
+//!   body; a retry with a non-zero backoff returns `NoRuntime` when the stack can carry a
+//!   rejection and the last error otherwise (a `#[retry]`/`#[fallback]`-only stack's `E` need
+//!   not convert from `resilient::Error`); a bulkhead needs no timer unless a caller queues with
+//!   `max_wait`. A runtime built *without the time driver* makes tokio panic when the first
+//!   timer is created: tokio offers no way to ask, so only a missing runtime is detected.
+//! - **`args = (..)`** passes the listed arguments in the listed order.
 
 #![doc(test(no_crate_inject, attr(deny(warnings), allow(dead_code))))]
 
@@ -161,8 +170,8 @@ pub use resilient_macros::fallback;
 
 pub use resilient_runtime::{
     BreakerConfig, BreakerHandle, BreakerMetrics, Bulkhead, BulkheadConfig, BulkheadHandle,
-    BulkheadPermit, CheckError, CircuitBreaker, CircuitState, Error, FromResilience, Jitter,
-    Outcome, RetryConfig, Site, Strategy, Ticket, TripRule, breaker, bulkhead, check,
+    BulkheadPermit, BreakerHealth, CheckError, CircuitBreaker, CircuitState, Error, FromResilience, Jitter,
+    HealthReport, HealthStatus, Outcome, RetryConfig, Site, Strategy, Ticket, TripRule, breaker, bulkhead, check, health,
     parse_duration,
 };
 

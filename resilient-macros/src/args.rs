@@ -169,7 +169,10 @@ struct RawArg {
 impl Parse for RawArg {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         // `crate` is a keyword; accept it as a key.
-        if (input.peek(Ident) || input.peek(Token![crate])) && input.peek2(Token![=]) && !input.peek2(Token![==]) {
+        if (input.peek(Ident) || input.peek(Token![crate]))
+            && input.peek2(Token![=])
+            && !input.peek2(Token![==])
+        {
             let key = if input.peek(Token![crate]) {
                 let tok: Token![crate] = input.parse()?;
                 Ident::new("crate", tok.span)
@@ -252,7 +255,11 @@ pub(crate) fn parse(kind: Kind, span: Span, tokens: TokenStream, errors: &mut Er
         }
     }
     match &policy.args {
-        Args::Timeout(t) if t.duration.is_none() && !seen.iter().any(|k| k == "duration") && !errors.has_any() => {
+        Args::Timeout(t)
+            if t.duration.is_none()
+                && !seen.iter().any(|k| k == "duration")
+                && !errors.has_any() =>
+        {
             errors.push(syn::Error::new(
                 span,
                 "`#[timeout]` needs a duration: write `#[timeout(\"200ms\")]`",
@@ -273,6 +280,22 @@ pub(crate) fn parse(kind: Kind, span: Span, tokens: TokenStream, errors: &mut Er
         _ => {}
     }
     policy
+}
+
+/// The `crate = ".."` override among an attribute's arguments, if it has a valid one.
+pub(crate) fn declared_crate(tokens: TokenStream) -> Option<Path> {
+    let raw = Punctuated::<RawArg, Token![,]>::parse_terminated
+        .parse2(tokens)
+        .ok()?;
+    raw.into_iter().find_map(|arg| {
+        if arg.key.as_ref().is_some_and(|k| k == "crate")
+            && let Some(Lit::Str(s)) = lit(&arg.value)
+        {
+            syn::parse_str::<Path>(&s.value()).ok()
+        } else {
+            None
+        }
+    })
 }
 
 fn positional(policy: &mut Policy, index: usize, value: Expr, errors: &mut Errors) {
@@ -312,24 +335,25 @@ fn keyed(policy: &mut Policy, key: &str, value: &Expr) -> syn::Result<()> {
         }
         "crate" => {
             let s = string(value, "a crate path like \"::my_facade::resilient\"")?;
-            policy.krate = Some(syn::parse_str::<Path>(&s.value).map_err(|_| {
-                syn::Error::new(s.span, format!("`{}` is not a path", s.value))
-            })?);
+            policy.krate =
+                Some(syn::parse_str::<Path>(&s.value).map_err(|_| {
+                    syn::Error::new(s.span, format!("`{}` is not a path", s.value))
+                })?);
             return Ok(());
         }
         _ => {}
     }
     match &mut policy.args {
         Args::Breaker(b) => match key {
-            "threshold" => b.threshold = Some(count(value, 1)?),
+            "threshold" => b.threshold = Some(count(value, key, 1)?),
             "window" => b.window = Some(duration(value, false)?),
-            "failure_rate" => b.failure_rate = Some(ratio(value)?),
-            "last" => b.last = Some(count(value, 1)?),
-            "min_calls" => b.min_calls = Some(count(value, 1)?),
+            "failure_rate" => b.failure_rate = Some(ratio(value, key)?),
+            "last" => b.last = Some(count(value, key, 1)?),
+            "min_calls" => b.min_calls = Some(count(value, key, 1)?),
             "cooldown" => b.cooldown = Some(duration(value, false)?),
             "max_cooldown" => b.max_cooldown = Some(duration(value, false)?),
-            "half_open_calls" => b.half_open_calls = Some(count(value, 1)?),
-            "success_threshold" => b.success_threshold = Some(count(value, 1)?),
+            "half_open_calls" => b.half_open_calls = Some(count(value, key, 1)?),
+            "success_threshold" => b.success_threshold = Some(count(value, key, 1)?),
             "ramp" => b.ramp = Some(duration(value, false)?),
             "slow_call" => b.slow_call = Some(duration(value, false)?),
             "failure" => b.failure = Some(path(value, "failure")?),
@@ -342,13 +366,13 @@ fn keyed(policy: &mut Policy, key: &str, value: &Expr) -> syn::Result<()> {
             }
         }
         Args::Bulkhead(b) => match key {
-            "pool" => b.pool = Some(count(value, 1)?),
-            "queue" => b.queue = Some(count(value, 0)?),
+            "pool" => b.pool = Some(count(value, key, 1)?),
+            "queue" => b.queue = Some(count(value, key, 0)?),
             "max_wait" => b.max_wait = Some(duration(value, false)?),
             _ => {}
         },
         Args::Retry(r) => match key {
-            "attempts" => r.attempts = Some(count(value, 1)?),
+            "attempts" => r.attempts = Some(count(value, key, 1)?),
             "backoff" => r.backoff = Some(duration(value, true)?),
             "strategy" => r.strategy = Some(choice(value, &["exponential", "linear", "constant"])?),
             "multiplier" => {
@@ -356,7 +380,10 @@ fn keyed(policy: &mut Policy, key: &str, value: &Expr) -> syn::Result<()> {
                 if !(m.value.is_finite() && m.value >= 1.0) {
                     return Err(syn::Error::new(
                         m.span,
-                        format!("expected a multiplier of at least 1.0, like 2.0; found {}", m.value),
+                        format!(
+                            "expected a multiplier of at least 1.0, like 2.0; found {}",
+                            m.value
+                        ),
                     ));
                 }
                 r.multiplier = Some(m);
@@ -420,25 +447,28 @@ fn duration(value: &Expr, zero_ok: bool) -> syn::Result<Sp<Duration>> {
     })
 }
 
-fn count(value: &Expr, min: u32) -> syn::Result<Sp<u32>> {
-    let expected = if min == 0 {
-        "an integer of at least 0"
-    } else {
-        "an integer of at least 1"
+fn count(value: &Expr, key: &str, min: u32) -> syn::Result<Sp<u32>> {
+    let why = match key {
+        "pool" => " (a bulkhead without permits would reject every call)",
+        "attempts" => " (the first call counts as an attempt)",
+        _ => "",
     };
     let Some(Lit::Int(i)) = lit(value) else {
         return Err(syn::Error::new(
             value.span(),
-            format!("expected {expected}, like 10"),
+            format!("`{key}` expects an integer literal of at least {min}, like `{key} = 10`"),
         ));
     };
-    let n: u32 = i
-        .base10_parse()
-        .map_err(|_| syn::Error::new(i.span(), format!("expected {expected} that fits in u32")))?;
+    let n: u32 = i.base10_parse().map_err(|_| {
+        syn::Error::new(
+            i.span(),
+            format!("`{key}` expects an integer of at least {min} that fits in u32"),
+        )
+    })?;
     if n < min {
         return Err(syn::Error::new(
             i.span(),
-            format!("expected {expected}; found {n}"),
+            format!("`{key}` must be an integer of at least {min}{why}; found {n}"),
         ));
     }
     Ok(Sp {
@@ -459,13 +489,16 @@ fn float(value: &Expr) -> syn::Result<Sp<f64>> {
             i.span(),
             format!("expected a float literal; write `{}.0`", i.base10_digits()),
         )),
-        _ => Err(syn::Error::new(value.span(), "expected a float literal, like 0.5")),
+        _ => Err(syn::Error::new(
+            value.span(),
+            "expected a float literal, like 0.5",
+        )),
     }
 }
 
-fn ratio(value: &Expr) -> syn::Result<Sp<f64>> {
+fn ratio(value: &Expr, key: &str) -> syn::Result<Sp<f64>> {
     let f = float(value)?;
-    literal::check_ratio(f.value).map_err(|m| syn::Error::new(f.span, m))?;
+    literal::check_ratio(f.value).map_err(|m| syn::Error::new(f.span, format!("`{key}`: {m}")))?;
     Ok(f)
 }
 
@@ -494,7 +527,10 @@ fn choice(value: &Expr, options: &[&str]) -> syn::Result<Sp<String>> {
             .unwrap_or_default();
         Err(syn::Error::new(
             s.span,
-            format!("unknown value \"{}\"; {hint}expected one of {list}", s.value),
+            format!(
+                "unknown value \"{}\"; {hint}expected one of {list}",
+                s.value
+            ),
         ))
     }
 }
@@ -552,7 +588,12 @@ mod tests {
     fn breaker_arguments() {
         let p = parse_ok(
             Kind::CircuitBreaker,
-            quote!(failure_rate = 0.5, window = "10s", cooldown = "5s", name = "x"),
+            quote!(
+                failure_rate = 0.5,
+                window = "10s",
+                cooldown = "5s",
+                name = "x"
+            ),
         );
         let Args::Breaker(b) = p.args else { panic!() };
         assert_eq!(b.failure_rate.map(|f| f.value), Some(0.5));
@@ -563,8 +604,13 @@ mod tests {
     #[test]
     fn timeout_positional_and_keyed() {
         for t in [quote!("200ms"), quote!(duration = "200ms")] {
-            let Args::Timeout(a) = parse_ok(Kind::Timeout, t).args else { panic!() };
-            assert_eq!(a.duration.map(|d| d.value), Some(Duration::from_millis(200)));
+            let Args::Timeout(a) = parse_ok(Kind::Timeout, t).args else {
+                panic!()
+            };
+            assert_eq!(
+                a.duration.map(|d| d.value),
+                Some(Duration::from_millis(200))
+            );
         }
     }
 
@@ -572,7 +618,12 @@ mod tests {
     fn every_error_is_reported() {
         let errs = parse_err(
             Kind::CircuitBreaker,
-            quote!(treshold = 5, failure_rate = 1.5, cooldown = "5 s", threshold = 0),
+            quote!(
+                treshold = 5,
+                failure_rate = 1.5,
+                cooldown = "5 s",
+                threshold = 0
+            ),
         );
         assert_eq!(errs.len(), 4, "{errs:?}");
         assert!(errs[0].contains("did you mean `threshold`"));
@@ -583,7 +634,10 @@ mod tests {
 
     #[test]
     fn duplicates_and_choices() {
-        let errs = parse_err(Kind::Retry, quote!(attempts = 2, attempts = 3, jitter = "ful"));
+        let errs = parse_err(
+            Kind::Retry,
+            quote!(attempts = 2, attempts = 3, jitter = "ful"),
+        );
         assert!(errs[0].contains("set multiple times"));
         assert!(errs[1].contains("did you mean \"full\""));
     }

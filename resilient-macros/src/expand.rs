@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use proc_macro2::{Literal, Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use proc_macro2::{Delimiter, Group, Literal, Span, TokenStream, TokenTree};
+use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Ident, ReturnType};
+use syn::{GenericArgument, Ident, PathArguments, ReturnType, Token, Type};
 
-use crate::args::{Args, BreakerArgs, BulkheadArgs, Kind, Policy, RetryArgs};
+use crate::args::{Args, BreakerArgs, BulkheadArgs, FallbackArgs, Kind, Policy, RetryArgs};
 use crate::params::{self, Param};
 use crate::validate::Warning;
 
@@ -21,163 +21,348 @@ pub(crate) struct Input<'a> {
     /// The body statements (for `#[async_trait]` methods, those of the inner `async move`).
     pub(crate) body: TokenStream,
     pub(crate) body_span: Span,
+    /// What the body calls the receiver when it is not `self`: async-trait's `__self`.
+    pub(crate) receiver: Option<Ident>,
+    /// The body is the inner block of an `#[async_trait]` method.
+    pub(crate) async_trait: bool,
+}
+
+/// The same tokens, reported at `span`'s location (their hygiene is kept).
+fn located_at(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|tt| match tt {
+            TokenTree::Group(g) => {
+                let mut out = Group::new(g.delimiter(), located_at(g.stream(), span));
+                out.set_span(g.span().located_at(span));
+                TokenTree::Group(out)
+            }
+            mut tt => {
+                tt.set_span(tt.span().located_at(span));
+                tt
+            }
+        })
+        .collect()
+}
+
+/// The spans of the first and last tokens: a path spanned from one to the other makes rustc
+/// underline everything between (stable proc macros cannot join spans themselves).
+fn first_last(tokens: &TokenStream) -> (Span, Span) {
+    let mut iter = tokens.clone().into_iter();
+    let first = iter.next().map_or_else(Span::call_site, |t| t.span());
+    let last = iter.last().map_or(first, |t| match t {
+        TokenTree::Group(g) => g.span_close(),
+        t => t.span(),
+    });
+    (first, last)
+}
+
+/// The return type with every `impl Trait` replaced by `_`, for a type annotation inside the
+/// body (an opaque type cannot be named there).
+fn erase_impl_trait(ty: &Type) -> Type {
+    let mut ty = ty.clone();
+    erase(&mut ty);
+    ty
+}
+
+fn erase(ty: &mut Type) {
+    match ty {
+        Type::ImplTrait(i) => {
+            *ty = Type::Infer(syn::TypeInfer {
+                attrs: Vec::new(),
+                underscore_token: Token![_](i.impl_token.span),
+            });
+        }
+        Type::Path(p) => {
+            if let Some(q) = &mut p.qself {
+                erase(&mut q.ty);
+            }
+            for seg in &mut p.path.segments {
+                match &mut seg.arguments {
+                    PathArguments::AngleBracketed(a) => {
+                        for arg in &mut a.args {
+                            match arg {
+                                GenericArgument::Type(t) => erase(t),
+                                GenericArgument::AssocType(a) => erase(&mut a.ty),
+                                _ => {}
+                            }
+                        }
+                    }
+                    PathArguments::Parenthesized(a) => {
+                        a.inputs.iter_mut().for_each(|n| erase(&mut n.ty));
+                        if let ReturnType::Type(_, t) = &mut a.output {
+                            erase(t);
+                        }
+                    }
+                    PathArguments::None => {}
+                }
+            }
+        }
+        Type::Reference(r) => erase(&mut r.elem),
+        Type::Ptr(p) => erase(&mut p.elem),
+        Type::Slice(s) => erase(&mut s.elem),
+        Type::Array(a) => erase(&mut a.elem),
+        Type::Paren(p) => erase(&mut p.elem),
+        Type::Group(g) => erase(&mut g.elem),
+        Type::Tuple(t) => t.elems.iter_mut().for_each(erase),
+        _ => {}
+    }
+}
+
+/// What every layer's codegen needs.
+struct Ctx<'a> {
+    input: &'a Input<'a>,
+    /// `<crate>::__private`.
+    p: TokenStream,
+    /// The `Stack<E>` local.
+    stack: Ident,
+    params: Vec<Param>,
 }
 
 /// Returns the statements of the new body.
 pub(crate) fn body(input: &Input<'_>) -> TokenStream {
-    let p = &input.krate;
-    let p = quote!(#p::__private);
+    let krate = &input.krate;
+    let cx = Ctx {
+        input,
+        p: quote!(#krate::__private),
+        stack: Ident::new("__stack", Span::mixed_site()),
+        params: params::analyse(input.sig),
+    };
+    let p = &cx.p;
+    let stack = &cx.stack;
     let fn_name = input.sig.ident.to_string();
     let line = quote_spanned!(input.sig.ident.span()=> ::core::line!());
-    let mut statics = vec![quote! {
+    let site = quote! {
         const __RESILIENT_KEY: &str = ::core::concat!(::core::module_path!(), "::", #fn_name);
         static __RESILIENT_SITE: #p::Site = #p::Site::new(__RESILIENT_KEY, ::core::file!(), #line);
-    }];
-
-    let stack = Ident::new("__stack", Span::mixed_site());
-    let rejects = input
-        .policies
-        .iter()
-        .any(|p| matches!(p.kind, Kind::CircuitBreaker | Kind::Timeout | Kind::Bulkhead));
-    let needs_borrowing_body = input
-        .policies
-        .iter()
-        .any(|p| matches!(p.kind, Kind::Retry | Kind::Fallback));
-    let params = params::analyse(input.sig);
-
-    let stmts = &input.body;
-    let mut expr = if needs_borrowing_body {
-        quote_spanned!(input.body_span=> #p::body(async { #stmts }))
-    } else {
-        quote_spanned!(input.body_span=> #p::body(async move { #stmts }))
     };
 
+    // Innermost first: the body, then each layer around it, in reverse source order.
+    let mut expr = innermost(&cx);
+    let mut statics = Vec::with_capacity(input.policies.len());
     let mut counts = [0usize; 5];
     for (index, policy) in input.policies.iter().enumerate().rev() {
-        let kind_index = Kind::ALL.iter().position(|k| *k == policy.kind).unwrap_or(0);
+        let kind_index = Kind::ALL
+            .iter()
+            .position(|k| *k == policy.kind)
+            .unwrap_or(0);
         counts[kind_index] += 1;
         let mut static_name = format!("__RESILIENT_{}", policy.kind.attr_name().to_uppercase());
         if counts[kind_index] > 1 {
-            static_name.push_str(&format!("_{}", counts[kind_index]));
+            static_name = format!("{static_name}_{}", counts[kind_index]);
         }
         let st = Ident::new(&static_name, Span::call_site());
-        let name = match &policy.name {
-            Some(n) => {
-                let s = &n.value;
-                quote!(#s)
-            }
-            None => quote!(__RESILIENT_KEY),
-        };
-        let opt_name = match &policy.name {
-            Some(n) => {
-                let s = &n.value;
-                quote!(::core::option::Option::Some(#s))
-            }
-            None => quote!(::core::option::Option::None),
-        };
-        match &policy.args {
-            Args::Breaker(b) => {
-                let inner_timeout = input.policies[index + 1..].iter().find_map(|p| match &p.args {
-                    Args::Timeout(t) => t.duration.as_ref().map(|d| d.value),
-                    _ => None,
-                });
-                let init = if is_name_only(b) && policy.name.is_some() {
-                    let n = policy.name.as_ref().map(|n| n.value.clone());
-                    quote!(#p::BreakerSite::join(&__RESILIENT_SITE, #n))
-                } else {
-                    let config = breaker_config(&p, b, inner_timeout);
-                    quote!(#p::BreakerSite::new(&__RESILIENT_SITE, #opt_name, #config))
-                };
-                statics.push(quote!(static #st: #p::BreakerSite = #init;));
-                let failure = classify(&p, b.failure.as_ref());
-                expr = quote!(#p::circuit_breaker(&#st, #stack, #failure, #expr));
-            }
-            Args::Timeout(t) => {
-                let limit = dur(&p, t.duration.as_ref().map_or(Duration::from_secs(1), |d| d.value));
-                statics.push(quote! {
-                    static #st: #p::TimeoutSite = #p::TimeoutSite { name: #name, limit: #limit };
-                });
-                expr = quote!(#p::timeout(&#st, #expr));
-            }
-            Args::Bulkhead(b) => {
-                let config = bulkhead_config(&p, b);
-                statics.push(quote! {
-                    static #st: #p::BulkheadSite = #p::BulkheadSite::new(&__RESILIENT_SITE, #opt_name, #config);
-                });
-                expr = quote!(#p::bulkhead(&#st, #expr));
-            }
-            Args::Retry(r) => {
-                let config = retry_config(&p, r);
-                statics.push(quote! {
-                    static #st: #p::RetrySite = #p::RetrySite { name: #name, config: #config };
-                });
-                let when = classify(&p, r.when.as_ref());
-                let rebinds = retry_rebinds(&params);
-                let retry = Ident::new("__retry", Span::mixed_site());
-                let out = Ident::new("__out", Span::mixed_site());
-                expr = quote! {
-                    async {
-                        let mut #retry = #p::Retry::new(&#st, #stack);
-                        loop {
-                            #rebinds
-                            if let #p::Flow::Break(#out) = #retry.next(#expr.await, #when).await {
-                                break #out;
-                            }
-                        }
-                    }
-                };
-            }
-            Args::Fallback(f) => {
-                statics.push(quote! {
-                    static #st: #p::FallbackSite = #p::FallbackSite { name: #name };
-                });
-                let on = classify(&p, f.on.as_ref());
-                let (preclones, args) = fallback_args(&params, f.args.as_deref());
-                let out = Ident::new("__out", Span::mixed_site());
-                let err = Ident::new("__err", Span::mixed_site());
-                let handler = f.handler.as_ref().map_or_else(|| quote!(missing_handler), |h| quote!(#h));
-                let hspan = f.handler.as_ref().map_or_else(Span::call_site, Spanned::span);
-                let call = quote_spanned!(hspan=> #handler(#(#args,)* #err).await);
-                expr = quote! {
-                    async {
-                        #preclones
-                        let #out = #expr.await;
-                        match #p::fallback(&#st, #stack, #on, #out) {
-                            #p::Flow::Break(#out) => #out,
-                            #p::Flow::Continue(#err) => #p::lift(#call),
-                        }
-                    }
-                };
-            }
-        }
+        let (item, wrapped) = layer(&cx, index, policy, &st, &expr);
+        statics.push(item);
+        expr = wrapped;
     }
     statics.reverse();
-    let first = statics.remove(statics.len() - 1);
-    let ret_span = match &input.sig.output {
-        ReturnType::Type(_, ty) => ty.span(),
-        ReturnType::Default => input.sig.ident.span(),
-    };
+
+    let rejects = input.policies.iter().any(|p| {
+        matches!(
+            p.kind,
+            Kind::CircuitBreaker | Kind::Timeout | Kind::Bulkhead
+        )
+    });
     let make_stack = if rejects {
-        quote_spanned!(ret_span=> #p::stack())
+        // The `E: From<resilient::Error>` bound is checked by this call: spread it over the
+        // return type, so rustc reports a missing impl there and not at the attribute.
+        let (first, last) = match &input.sig.output {
+            ReturnType::Type(_, ty) => first_last(&quote!(#ty)),
+            ReturnType::Default => (input.sig.ident.span(), input.sig.ident.span()),
+        };
+        let mut call = located_at(quote!(#p::), first);
+        call.extend(located_at(quote!(stack()), last));
+        call
     } else {
         quote!(#p::plain_stack())
     };
-    let warnings = input.warnings.iter().enumerate().map(|(i, w)| {
-        let ty = format_ident!("__ResilientWarning{}", i);
+    let warning_items = input.warnings.iter().map(|w| {
+        let ty = Ident::new(w.name, Span::call_site());
         let msg = &w.message;
-        let used = quote_spanned!(w.span=> #ty);
-        quote! {
-            #[deprecated(note = #msg)]
-            struct #ty;
-            let _ = #used;
-        }
+        quote!(#[deprecated(note = #msg)] struct #ty;)
+    });
+    let warning_uses = input.warnings.iter().map(|w| {
+        let used = Ident::new(w.name, Span::call_site().located_at(w.span));
+        quote!(let _ = #used;)
     });
     quote! {
-        #first
+        #site
         #(#statics)*
-        #(#warnings)*
+        #(#warning_items)*
+        #(#warning_uses)*
         let #stack = #make_stack;
         #stack.finish(#expr).await
+    }
+}
+
+/// The user's body, emitted once and untouched, as the innermost future.
+fn innermost(cx: &Ctx<'_>) -> TokenStream {
+    let Ctx { input, p, .. } = cx;
+    let stmts = &input.body;
+    // A return edge of the function's own type (impl Trait erased) before the body, so the
+    // body's `return`s and tail are checked against it and type errors land in the body.
+    // async-trait bodies already start with one.
+    let fake_return = match &input.sig.output {
+        ReturnType::Type(_, ty) if !input.async_trait => {
+            let ty = erase_impl_trait(ty);
+            let ret = Ident::new("__ret", Span::mixed_site());
+            quote! {
+                if let ::core::option::Option::Some(#ret) = ::core::option::Option::None::<#ty> {
+                    return #ret;
+                }
+            }
+        }
+        _ => TokenStream::new(),
+    };
+    // Under `#[retry]` and `#[fallback]` the body borrows the parameters (each attempt, and
+    // the handler, get their own copies), so its block is not `move`.
+    let borrows = input
+        .policies
+        .iter()
+        .any(|p| matches!(p.kind, Kind::Retry | Kind::Fallback));
+    // The body keeps a block of its own, so its leading items do not follow a statement. Its
+    // braces are the expansion's (no `unused_braces` on a one-line body) but are reported at
+    // the user's braces.
+    let mut body = Group::new(Delimiter::Brace, stmts.clone());
+    body.set_span(Span::call_site().located_at(input.body_span));
+    if borrows {
+        quote_spanned!(input.body_span=> #p::body(async { #fake_return #body }))
+    } else {
+        quote_spanned!(input.body_span=> #p::body(async move { #fake_return #body }))
+    }
+}
+
+/// One policy: its `static`, and the layer's call around `inner`.
+fn layer(
+    cx: &Ctx<'_>,
+    index: usize,
+    policy: &Policy,
+    st: &Ident,
+    inner: &TokenStream,
+) -> (TokenStream, TokenStream) {
+    let Ctx {
+        input, p, stack, ..
+    } = cx;
+    let name = policy.name.as_ref().map_or_else(
+        || quote!(__RESILIENT_KEY),
+        |n| {
+            let s = &n.value;
+            quote!(#s)
+        },
+    );
+    let opt_name = policy.name.as_ref().map_or_else(
+        || quote!(::core::option::Option::None),
+        |n| {
+            let s = &n.value;
+            quote!(::core::option::Option::Some(#s))
+        },
+    );
+    match &policy.args {
+        Args::Breaker(b) => {
+            let inner_timeout = input.policies[index + 1..]
+                .iter()
+                .find_map(|p| match &p.args {
+                    Args::Timeout(t) => t.duration.as_ref().map(|d| d.value),
+                    _ => None,
+                });
+            let init = if is_name_only(b) && policy.name.is_some() {
+                let n = policy.name.as_ref().map(|n| n.value.clone());
+                quote!(#p::BreakerSite::join(&__RESILIENT_SITE, #n))
+            } else {
+                let config = breaker_config(p, b, inner_timeout);
+                quote!(#p::BreakerSite::new(&__RESILIENT_SITE, #opt_name, #config))
+            };
+            let failure = classify(p, b.failure.as_ref());
+            (
+                quote!(static #st: #p::BreakerSite = #init;),
+                quote!(#p::circuit_breaker(&#st, #stack, #failure, #inner)),
+            )
+        }
+        Args::Timeout(t) => {
+            let limit = dur(
+                p,
+                t.duration
+                    .as_ref()
+                    .map_or(Duration::from_secs(1), |d| d.value),
+            );
+            (
+                quote!(static #st: #p::TimeoutSite = #p::TimeoutSite { name: #name, limit: #limit };),
+                quote!(#p::timeout(&#st, #inner)),
+            )
+        }
+        Args::Bulkhead(b) => {
+            let config = bulkhead_config(p, b);
+            (
+                quote!(static #st: #p::BulkheadSite = #p::BulkheadSite::new(&__RESILIENT_SITE, #opt_name, #config);),
+                quote!(#p::bulkhead(&#st, #inner)),
+            )
+        }
+        Args::Retry(r) => {
+            let config = retry_config(p, r);
+            (
+                quote!(static #st: #p::RetrySite = #p::RetrySite { name: #name, config: #config };),
+                retry_layer(cx, r, st, inner),
+            )
+        }
+        Args::Fallback(f) => (
+            quote!(static #st: #p::FallbackSite = #p::FallbackSite { name: #name };),
+            fallback_layer(cx, f, st, inner),
+        ),
+    }
+}
+
+/// A loop around the inner layers, each attempt with its own copies of the arguments.
+fn retry_layer(cx: &Ctx<'_>, r: &RetryArgs, st: &Ident, inner: &TokenStream) -> TokenStream {
+    let Ctx {
+        input, p, stack, ..
+    } = cx;
+    let when = classify(p, r.when.as_ref());
+    let (touch, rebinds) = retry_rebinds(&cx.params, input.receiver.as_ref());
+    let retry = Ident::new("__retry", Span::mixed_site());
+    let out = Ident::new("__out", Span::mixed_site());
+    quote! {
+        async {
+            #touch
+            let mut #retry = #p::Retry::new(&#st, #stack);
+            loop {
+                #rebinds
+                if let #p::Flow::Break(#out) = #retry.next(#inner.await, #when).await {
+                    break #out;
+                }
+            }
+        }
+    }
+}
+
+/// The inner layers, then the handler on an accepted error.
+fn fallback_layer(cx: &Ctx<'_>, f: &FallbackArgs, st: &Ident, inner: &TokenStream) -> TokenStream {
+    let Ctx {
+        input, p, stack, ..
+    } = cx;
+    let on = classify(p, f.on.as_ref());
+    let (preclones, args) = fallback_args(&cx.params, f.args.as_deref(), input.receiver.as_ref());
+    let out = Ident::new("__out", Span::mixed_site());
+    let err = Ident::new("__err", Span::mixed_site());
+    let handler = f
+        .handler
+        .as_ref()
+        .map_or_else(|| quote!(missing_handler), |h| quote!(#h));
+    // The handler's path as written, and the rest of the call at its last token, so a
+    // signature mismatch is reported at the whole path (not at the attribute, nor at the
+    // function's parameters).
+    let (_, last) = first_last(&handler);
+    let mut call = handler.clone();
+    call.extend(located_at(quote!((#(#args,)* #err).await), last));
+    quote! {
+        async {
+            #preclones
+            let #out = #inner.await;
+            match #p::fallback(&#st, #stack, #on, #out) {
+                #p::Flow::Break(#out) => #out,
+                #p::Flow::Continue(#err) => #p::lift(#call),
+            }
+        }
     }
 }
 
@@ -213,10 +398,10 @@ fn is_name_only(b: &BreakerArgs) -> bool {
 }
 
 fn classify(p: &TokenStream, path: Option<&syn::Path>) -> TokenStream {
-    match path {
-        Some(path) => quote_spanned!(path.span()=> #p::Pred(#path)),
-        None => quote!(#p::Every),
-    }
+    path.map_or_else(
+        || quote!(#p::Every),
+        |path| quote_spanned!(path.span()=> #p::Pred(#path)),
+    )
 }
 
 /// `Dur::from_secs(10)` and friends: the largest unit that is exact, for readable expansions.
@@ -249,76 +434,88 @@ fn some_dur(p: &TokenStream, d: Duration) -> TokenStream {
     quote!(::core::option::Option::Some(#d))
 }
 
-fn breaker_config(p: &TokenStream, b: &BreakerArgs, inner_timeout: Option<Duration>) -> TokenStream {
-    let v = |s: &Option<crate::args::Sp<u32>>| s.as_ref().map(|s| s.value);
-    let d = |s: &Option<crate::args::Sp<Duration>>| s.as_ref().map(|s| s.value);
-    let rule = match (v(&b.threshold), d(&b.window), b.failure_rate.as_ref().map(|r| r.value), v(&b.last)) {
-        (Some(t), None, _, _) => {
-            let t = int(t);
-            quote!(#p::TripRule::Consecutive { threshold: #t })
+/// The number of fields of the runtime's `BreakerConfig` and `RetryConfig`. With every field
+/// given, `..DEFAULT` would trip `clippy::needless_update` in the user's crate; a field added
+/// to the runtime without updating these fails to compile in `tests/lints.rs`.
+const BREAKER_CONFIG_FIELDS: usize = 9;
+const RETRY_CONFIG_FIELDS: usize = 7;
+
+fn breaker_config(
+    p: &TokenStream,
+    b: &BreakerArgs,
+    inner_timeout: Option<Duration>,
+) -> TokenStream {
+    let count = |arg: &Option<crate::args::Sp<u32>>| arg.as_ref().map(|arg| arg.value);
+    let time = |arg: &Option<crate::args::Sp<Duration>>| arg.as_ref().map(|arg| arg.value);
+    let rate = b.failure_rate.as_ref().map(|r| r.value);
+    let rule = match (count(&b.threshold), time(&b.window), rate, count(&b.last)) {
+        (Some(threshold), None, _, _) => {
+            let threshold = int(threshold);
+            quote!(#p::TripRule::Consecutive { threshold: #threshold })
         }
-        (Some(t), Some(w), _, _) => {
-            let (t, w) = (int(t), dur(p, w));
-            quote!(#p::TripRule::CountInWindow { threshold: #t, window: #w })
+        (Some(threshold), Some(window), _, _) => {
+            let (threshold, window) = (int(threshold), dur(p, window));
+            quote!(#p::TripRule::CountInWindow { threshold: #threshold, window: #window })
         }
         (None, None, None, None) if b.min_calls.is_none() => quote!(#p::TripRule::DEFAULT),
         (None, _, rate, Some(last)) => {
             let rate = float(rate.unwrap_or(0.5));
-            let min = int(v(&b.min_calls).unwrap_or(last));
+            let min = int(count(&b.min_calls).unwrap_or(last));
             let last = int(last);
             quote!(#p::TripRule::RateOverCalls { failure_rate: #rate, last: #last, min_calls: #min })
         }
         (None, window, rate, None) => {
             let rate = float(rate.unwrap_or(0.5));
             let window = dur(p, window.unwrap_or(Duration::from_secs(30)));
-            let min = int(v(&b.min_calls).unwrap_or(20));
+            let min = int(count(&b.min_calls).unwrap_or(20));
             quote!(#p::TripRule::RateOverTime { failure_rate: #rate, window: #window, min_calls: #min })
         }
     };
     let mut fields = vec![quote!(rule: #rule)];
-    if let Some(c) = d(&b.cooldown) {
-        let c = dur(p, c);
-        fields.push(quote!(cooldown: #c));
+    if let Some(cooldown) = time(&b.cooldown) {
+        let cooldown = dur(p, cooldown);
+        fields.push(quote!(cooldown: #cooldown));
     }
-    if let Some(c) = d(&b.max_cooldown) {
-        let c = some_dur(p, c);
-        fields.push(quote!(max_cooldown: #c));
+    if let Some(max) = time(&b.max_cooldown) {
+        let max = some_dur(p, max);
+        fields.push(quote!(max_cooldown: #max));
     }
-    let successes = v(&b.success_threshold);
-    if let Some(s) = successes {
-        let s = int(s);
-        fields.push(quote!(success_threshold: #s));
+    let successes = count(&b.success_threshold);
+    if let Some(successes) = successes {
+        let successes = int(successes);
+        fields.push(quote!(success_threshold: #successes));
     }
-    if let Some(h) = v(&b.half_open_calls).or(successes) {
-        let h = int(h);
-        fields.push(quote!(half_open_calls: #h));
+    if let Some(trials) = count(&b.half_open_calls).or(successes) {
+        let trials = int(trials);
+        fields.push(quote!(half_open_calls: #trials));
     }
-    if let Some(r) = d(&b.ramp) {
-        let r = some_dur(p, r);
-        fields.push(quote!(ramp: #r));
+    if let Some(ramp) = time(&b.ramp) {
+        let ramp = some_dur(p, ramp);
+        fields.push(quote!(ramp: #ramp));
     }
-    if let Some(s) = d(&b.slow_call) {
-        let s = some_dur(p, s);
-        fields.push(quote!(slow_call: #s));
+    if let Some(slow) = time(&b.slow_call) {
+        let slow = some_dur(p, slow);
+        fields.push(quote!(slow_call: #slow));
     }
-    if let Some(c) = &b.critical {
-        let c = c.value;
-        fields.push(quote!(critical: #c));
+    if let Some(critical) = &b.critical {
+        let critical = critical.value;
+        fields.push(quote!(critical: #critical));
     }
-    if let Some(t) = inner_timeout {
-        let t = some_dur(p, t);
-        fields.push(quote!(inner_timeout: #t));
+    if let Some(limit) = inner_timeout {
+        let limit = some_dur(p, limit);
+        fields.push(quote!(inner_timeout: #limit));
     }
-    quote!(#p::BreakerConfig { #(#fields,)* ..#p::BreakerConfig::DEFAULT })
+    let rest = (fields.len() < BREAKER_CONFIG_FIELDS).then(|| quote!(..#p::BreakerConfig::DEFAULT));
+    quote!(#p::BreakerConfig { #(#fields,)* #rest })
 }
 
 fn bulkhead_config(p: &TokenStream, b: &BulkheadArgs) -> TokenStream {
     let pool = Literal::usize_unsuffixed(b.pool.as_ref().map_or(1, |s| s.value) as usize);
     let queue = Literal::usize_unsuffixed(b.queue.as_ref().map_or(0, |s| s.value) as usize);
-    let max_wait = match &b.max_wait {
-        Some(w) => some_dur(p, w.value),
-        None => quote!(::core::option::Option::None),
-    };
+    let max_wait = b.max_wait.as_ref().map_or_else(
+        || quote!(::core::option::Option::None),
+        |w| some_dur(p, w.value),
+    );
     quote!(#p::BulkheadConfig { pool: #pool, queue: #queue, max_wait: #max_wait })
 }
 
@@ -361,19 +558,50 @@ fn retry_config(p: &TokenStream, r: &RetryArgs) -> TokenStream {
         let m = some_dur(p, m.value);
         fields.push(quote!(max_duration: #m));
     }
-    quote!(#p::RetryConfig { #(#fields,)* ..#p::RetryConfig::DEFAULT })
+    let rest = (fields.len() < RETRY_CONFIG_FIELDS).then(|| quote!(..#p::RetryConfig::DEFAULT));
+    quote!(#p::RetryConfig { #(#fields,)* #rest })
 }
 
 /// Per attempt: clone what is owned (spanned at the parameter, so a missing `Clone` lands
 /// there), reborrow what is `&mut`.
-fn retry_rebinds(params: &[Param]) -> TokenStream {
+fn retry_rebinds(params: &[Param], receiver: Option<&Ident>) -> (TokenStream, TokenStream) {
     let mut out = TokenStream::new();
+    // A `mut` parameter is only read (cloned) now, each attempt mutating its own copy; one
+    // mutable borrow keeps `unused_mut` from firing on the user's `mut`.
+    let mut touch = TokenStream::new();
     for param in params {
         match param {
+            Param::Owned {
+                ident,
+                mutable: true,
+                ..
+            } => touch.extend(quote!(let _ = &mut #ident;)),
+            Param::Pattern { bindings, .. } => {
+                for (ident, _) in bindings.iter().filter(|(_, m)| *m) {
+                    touch.extend(quote!(let _ = &mut #ident;));
+                }
+            }
+            _ => {}
+        }
+    }
+    for param in params {
+        match param {
+            // `self` cannot be rebound, but async-trait's `__self` can.
+            Param::RefSelf { mutable: true } => {
+                if let Some(r) = receiver {
+                    out.extend(quote!(let #r = &mut *#r;));
+                }
+            }
             Param::Unique(ident) => out.extend(quote!(let #ident = &mut *#ident;)),
-            Param::Owned { ident, mutable, span } => {
+            Param::Owned {
+                ident,
+                mutable,
+                span,
+            } => {
                 let m = mutable.then(|| quote!(mut));
-                out.extend(quote_spanned!(*span=> let #m #ident = ::core::clone::Clone::clone(&#ident);));
+                out.extend(
+                    quote_spanned!(*span=> let #m #ident = ::core::clone::Clone::clone(&#ident);),
+                );
             }
             Param::Pattern { bindings, span } => {
                 for (ident, mutable) in bindings {
@@ -381,14 +609,23 @@ fn retry_rebinds(params: &[Param]) -> TokenStream {
                     out.extend(quote_spanned!(*span=> let #m #ident = ::core::clone::Clone::clone(&#ident);));
                 }
             }
-            Param::RefSelf | Param::TypedSelf | Param::OwnedSelf(_) | Param::Shared(_) | Param::Wild(_) => {}
+            Param::RefSelf { mutable: false }
+            | Param::TypedSelf
+            | Param::OwnedSelf(_)
+            | Param::Shared(_)
+            | Param::Wild(_) => {}
         }
     }
-    out
+    (touch, out)
 }
 
 /// Clones taken before the primary call, and the handler's argument list.
-fn fallback_args(params: &[Param], only: Option<&[Ident]>) -> (TokenStream, Vec<TokenStream>) {
+fn fallback_args(
+    params: &[Param],
+    only: Option<&[Ident]>,
+    receiver: Option<&Ident>,
+) -> (TokenStream, Vec<TokenStream>) {
+    let this = receiver.map_or_else(|| quote!(self), |r| quote!(#r));
     let mut pre = TokenStream::new();
     let mut args = Vec::new();
     // With `args = (..)`, the handler takes the listed arguments in the listed order.
@@ -401,16 +638,18 @@ fn fallback_args(params: &[Param], only: Option<&[Ident]>) -> (TokenStream, Vec<
     };
     for param in chosen {
         match param {
-            Param::RefSelf => args.push(quote!(self)),
+            Param::RefSelf { .. } => args.push(this.clone()),
             Param::TypedSelf | Param::OwnedSelf(_) => {
                 let copy = Ident::new("__fb_self", Span::mixed_site());
-                pre.extend(quote!(let #copy = ::core::clone::Clone::clone(&self);));
+                pre.extend(quote!(let #copy = ::core::clone::Clone::clone(&#this);));
                 args.push(quote!(#copy));
             }
             Param::Shared(ident) | Param::Unique(ident) => args.push(quote!(#ident)),
             Param::Owned { ident, span, .. } => {
                 let copy = Ident::new(&format!("__fb_{ident}"), Span::mixed_site());
-                pre.extend(quote_spanned!(*span=> let #copy = ::core::clone::Clone::clone(&#ident);));
+                pre.extend(
+                    quote_spanned!(*span=> let #copy = ::core::clone::Clone::clone(&#ident);),
+                );
                 args.push(quote!(#copy));
             }
             Param::Pattern { .. } | Param::Wild(_) => {}

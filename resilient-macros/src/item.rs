@@ -33,7 +33,10 @@ impl Parse for ItemFn {
         let body = if input.peek(Token![;]) {
             Body::Semi(input.parse()?)
         } else {
-            let brace: Group = input.parse()?;
+            let brace = match input.parse()? {
+                TokenTree::Group(g) => unwrap_invisible(g),
+                other => return Err(syn::Error::new(other.span(), "expected the function body")),
+            };
             if brace.delimiter() != Delimiter::Brace {
                 return Err(syn::Error::new(brace.span(), "expected the function body"));
             }
@@ -50,6 +53,19 @@ impl Parse for ItemFn {
             sig,
             body,
         })
+    }
+}
+
+/// A body passed through `macro_rules!` as a `$body:block` fragment arrives wrapped in an
+/// invisible (`None`-delimited) group; the braces are inside it.
+fn unwrap_invisible(group: Group) -> Group {
+    if group.delimiter() != Delimiter::None {
+        return group;
+    }
+    let mut inner = group.stream().into_iter();
+    match (inner.next(), inner.next()) {
+        (Some(TokenTree::Group(g)), None) => unwrap_invisible(g),
+        _ => group,
     }
 }
 

@@ -7,7 +7,7 @@ use syn::{FnArg, Ident, Pat, ReceiverKind, Signature, Type};
 
 pub(crate) enum Param {
     /// `&self` or `&mut self`: reborrowed.
-    RefSelf,
+    RefSelf { mutable: bool },
     /// `self: Arc<Self>` and other typed receivers: cloned for the handler.
     TypedSelf,
     /// `self` / `mut self`: moved by the body.
@@ -23,7 +23,10 @@ pub(crate) enum Param {
         span: Span,
     },
     /// `(a, b): (A, B)` and other patterns: each binding cloned per attempt.
-    Pattern { bindings: Vec<(Ident, bool)>, span: Span },
+    Pattern {
+        bindings: Vec<(Ident, bool)>,
+        span: Span,
+    },
     /// `_: T`.
     Wild(Span),
 }
@@ -33,15 +36,17 @@ pub(crate) fn analyse(sig: &Signature) -> Vec<Param> {
         .iter()
         .map(|arg| match arg {
             FnArg::Receiver(r) => match &r.kind {
-                ReceiverKind::Reference(..) => Param::RefSelf,
+                ReceiverKind::Reference(_, _, mutability) => Param::RefSelf {
+                    mutable: mutability.is_some(),
+                },
                 ReceiverKind::Value => Param::OwnedSelf(r.self_token.span),
-                _ => {
-                    if receiver_is_reference(r) {
-                        Param::RefSelf
-                    } else {
-                        Param::TypedSelf
-                    }
-                }
+                ReceiverKind::Typed(_, ty) => match &**ty {
+                    Type::Reference(r) => Param::RefSelf {
+                        mutable: r.mutability.is_some(),
+                    },
+                    _ => Param::TypedSelf,
+                },
+                _ => Param::TypedSelf,
             },
             FnArg::Typed(t) => match (&*t.pat, &*t.ty) {
                 (Pat::Ident(p), Type::Reference(r)) if p.subpat.is_none() && p.by_ref.is_none() => {
@@ -68,11 +73,6 @@ pub(crate) fn analyse(sig: &Signature) -> Vec<Param> {
             },
         })
         .collect()
-}
-
-/// `self: &Self`, `self: &mut Self`.
-fn receiver_is_reference(r: &syn::Receiver) -> bool {
-    matches!(&r.kind, ReceiverKind::Typed(_, ty) if matches!(**ty, Type::Reference(_)))
 }
 
 fn collect_bindings(pat: &Pat, out: &mut Vec<(Ident, bool)>) {
@@ -103,8 +103,10 @@ impl Param {
     /// The name the parameter is known by, if it has one.
     pub(crate) fn name(&self) -> Option<String> {
         match self {
-            Param::RefSelf | Param::TypedSelf | Param::OwnedSelf(_) => Some("self".into()),
-            Param::Shared(i) | Param::Unique(i) | Param::Owned { ident: i, .. } => Some(i.to_string()),
+            Param::RefSelf { .. } | Param::TypedSelf | Param::OwnedSelf(_) => Some("self".into()),
+            Param::Shared(i) | Param::Unique(i) | Param::Owned { ident: i, .. } => {
+                Some(i.to_string())
+            }
             Param::Pattern { .. } | Param::Wild(_) => None,
         }
     }

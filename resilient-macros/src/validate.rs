@@ -13,6 +13,8 @@ use crate::params::{self, Param};
 /// A compile-time warning (the deprecated-item trick).
 pub(crate) struct Warning {
     pub(crate) span: proc_macro2::Span,
+    /// The deprecated item's name, which rustc shows next to the message.
+    pub(crate) name: &'static str,
     pub(crate) message: String,
 }
 
@@ -35,8 +37,12 @@ pub(crate) fn stack(policies: &[Policy], errors: &mut Errors, warnings: &mut Vec
             } else if let (Some(outer), Some(inner)) = (timeout_of(earlier), timeout_of(later))
                 && inner >= outer
             {
+                let span = match &later.args {
+                    Args::Timeout(t) => t.duration.as_ref().map_or(later.span, |d| d.span),
+                    _ => later.span,
+                };
                 errors.push(syn::Error::new(
-                    later.span,
+                    span,
                     format!(
                         "the per-attempt `#[timeout]` ({inner:?}) must be shorter than the total \
                          `#[timeout]` above the `#[retry]` ({outer:?})"
@@ -45,12 +51,21 @@ pub(crate) fn stack(policies: &[Policy], errors: &mut Errors, warnings: &mut Vec
             }
         }
     }
+    anti_patterns(policies, warnings);
+    for (i, p) in policies.iter().enumerate() {
+        policy(policies, i, p, errors);
+    }
+}
+
+/// Orders that work but defeat a policy: warnings, not errors.
+fn anti_patterns(policies: &[Policy], warnings: &mut Vec<Warning>) {
     let position = |k: Kind| policies.iter().position(|p| p.kind == k);
     if let (Some(retry), Some(fallback)) = (position(Kind::Retry), position(Kind::Fallback))
         && fallback > retry
     {
         warnings.push(Warning {
             span: policies[fallback].span,
+            name: "__ResilientFallbackBelowRetry",
             message: "`#[fallback]` below `#[retry]`: the fallback answers every attempt, so the \
                       retry never sees a failure. Put `#[fallback]` above `#[retry]`."
                 .into(),
@@ -61,21 +76,24 @@ pub(crate) fn stack(policies: &[Policy], errors: &mut Errors, warnings: &mut Vec
     {
         warnings.push(Warning {
             span: policies[bulkhead].span,
+            name: "__ResilientBulkheadAboveRetry",
             message: "`#[bulkhead]` above `#[retry]`: the permit is held through every backoff \
                       sleep. Put `#[bulkhead]` below `#[retry]`."
                 .into(),
         });
     }
-    for (i, p) in policies.iter().enumerate() {
-        match &p.args {
-            Args::Breaker(b) => {
-                breaker(b, errors);
-                if let (Some(slow), Some(inner)) = (
-                    &b.slow_call,
-                    policies[i + 1..].iter().find_map(timeout_of),
-                ) && slow.value >= inner
-                {
-                    errors.push(syn::Error::new(
+}
+
+/// One policy's own cross-argument rules, and its rules against the layers inside it.
+fn policy(policies: &[Policy], i: usize, p: &Policy, errors: &mut Errors) {
+    match &p.args {
+        Args::Breaker(b) => {
+            breaker(b, errors);
+            if let (Some(slow), Some(inner)) =
+                (&b.slow_call, policies[i + 1..].iter().find_map(timeout_of))
+                && slow.value >= inner
+            {
+                errors.push(syn::Error::new(
                         slow.span,
                         format!(
                             "`slow_call` ({:?}) must be shorter than the inner `#[timeout]` ({inner:?}): \
@@ -83,39 +101,51 @@ pub(crate) fn stack(policies: &[Policy], errors: &mut Errors, warnings: &mut Vec
                             slow.value
                         ),
                     ));
-                }
             }
-            Args::Bulkhead(b) => {
-                if let Some(w) = &b.max_wait
-                    && b.queue.as_ref().is_none_or(|q| q.value == 0)
-                {
-                    errors.push(syn::Error::new(
-                        w.span,
-                        "`max_wait` needs `queue = N` with N >= 1: without a queue no caller waits",
-                    ));
-                }
-            }
-            Args::Retry(r) => {
-                if let (Some(m), Some(s)) = (&r.multiplier, &r.strategy)
-                    && s.value != "exponential"
-                {
-                    errors.push(syn::Error::new(
-                        m.span,
-                        format!("`multiplier` applies only to `strategy = \"exponential\"`, not \"{}\"", s.value),
-                    ));
-                }
-                let backoff = r.backoff.as_ref().map_or(Duration::from_millis(100), |b| b.value);
-                let max = r.max_backoff.as_ref().map_or(Duration::from_secs(10), |b| b.value);
-                if max < backoff {
-                    let span = r.max_backoff.as_ref().or(r.backoff.as_ref()).map_or(p.span, |s| s.span);
-                    errors.push(syn::Error::new(
-                        span,
-                        format!("`max_backoff` ({max:?}) must be at least `backoff` ({backoff:?})"),
-                    ));
-                }
-            }
-            Args::Timeout(_) | Args::Fallback(_) => {}
         }
+        Args::Bulkhead(b) => {
+            if let Some(w) = &b.max_wait
+                && b.queue.as_ref().is_none_or(|q| q.value == 0)
+            {
+                errors.push(syn::Error::new(
+                    w.span,
+                    "`max_wait` needs `queue = N` with N >= 1: without a queue no caller waits",
+                ));
+            }
+        }
+        Args::Retry(r) => {
+            if let (Some(m), Some(s)) = (&r.multiplier, &r.strategy)
+                && s.value != "exponential"
+            {
+                errors.push(syn::Error::new(
+                    m.span,
+                    format!(
+                        "`multiplier` applies only to `strategy = \"exponential\"`, not \"{}\"",
+                        s.value
+                    ),
+                ));
+            }
+            let backoff = r
+                .backoff
+                .as_ref()
+                .map_or(Duration::from_millis(100), |b| b.value);
+            let max = r
+                .max_backoff
+                .as_ref()
+                .map_or(Duration::from_secs(10), |b| b.value);
+            if max < backoff {
+                let span = r
+                    .max_backoff
+                    .as_ref()
+                    .or(r.backoff.as_ref())
+                    .map_or(p.span, |s| s.span);
+                errors.push(syn::Error::new(
+                    span,
+                    format!("`max_backoff` ({max:?}) must be at least `backoff` ({backoff:?})"),
+                ));
+            }
+        }
+        Args::Timeout(_) | Args::Fallback(_) => {}
     }
 }
 
@@ -148,7 +178,10 @@ fn breaker(b: &BreakerArgs, errors: &mut Errors) {
         let _ = t;
     } else {
         if let (Some(w), Some(_)) = (&b.window, &b.last) {
-            conflict(w.span, "`window` and `last` are two kinds of window; choose one");
+            conflict(
+                w.span,
+                "`window` and `last` are two kinds of window; choose one",
+            );
         }
         if b.failure_rate.is_none() {
             if let Some(l) = &b.last {
@@ -163,20 +196,32 @@ fn breaker(b: &BreakerArgs, errors: &mut Errors) {
         {
             errors.push(syn::Error::new(
                 m.span,
-                format!("`min_calls` ({}) may not exceed `last` ({})", m.value, l.value),
+                format!(
+                    "`min_calls` ({}) may not exceed `last` ({})",
+                    m.value, l.value
+                ),
             ));
         }
     }
-    let cooldown = b.cooldown.as_ref().map_or(Duration::from_secs(5), |c| c.value);
+    let cooldown = b
+        .cooldown
+        .as_ref()
+        .map_or(Duration::from_secs(5), |c| c.value);
     if let Some(max) = &b.max_cooldown
         && max.value < cooldown
     {
         errors.push(syn::Error::new(
             max.span,
-            format!("`max_cooldown` ({:?}) must be at least `cooldown` ({cooldown:?})", max.value),
+            format!(
+                "`max_cooldown` ({:?}) must be at least `cooldown` ({cooldown:?})",
+                max.value
+            ),
         ));
     }
-    for n in [&b.half_open_calls, &b.success_threshold].into_iter().flatten() {
+    for n in [&b.half_open_calls, &b.success_threshold]
+        .into_iter()
+        .flatten()
+    {
         if n.value > 0xFFFF {
             errors.push(syn::Error::new(n.span, "expected at most 65535"));
         }
@@ -197,17 +242,29 @@ pub(crate) fn signature(
     if let Some(c) = &sig.constness {
         errors.push(syn::Error::new(
             c.span,
-            format!("`#[{name}]` cannot be applied to a `const fn`"),
+            format!(
+                "`#[{name}]` cannot be applied to a `const fn`: it protects calls at run time and \
+                 needs an `async fn`"
+            ),
         ));
     }
-    if sig.asyncness.is_none() && !async_trait {
+    // A `const fn` is synchronous by nature: one error (at `const`) is enough.
+    if sig.asyncness.is_none() && !async_trait && sig.constness.is_none() {
         errors.push(syn::Error::new(
             sig.fn_token.span,
-            format!("`#[{name}]` requires an `async fn`; the `async` keyword is missing from the function declaration"),
+            format!(
+                "`#[{name}]` requires an `async fn`; the `async` keyword is missing from the \
+                 function declaration (if the source says `async fn`, an attribute above \
+                 `#[{name}]`, such as `#[tokio::test]` or `#[tokio::main]`, already made it \
+                 synchronous: write the resilience attributes above that one)"
+            ),
         ));
     }
     if let Some(v) = &sig.variadic {
-        errors.push(syn::Error::new(v.span(), format!("`#[{name}]` does not support variadic functions")));
+        errors.push(syn::Error::new(
+            v.span(),
+            format!("`#[{name}]` does not support variadic functions"),
+        ));
     }
     if let Body::Semi(semi) = &item.body {
         errors.push(syn::Error::new(
@@ -226,17 +283,23 @@ pub(crate) fn signature(
                 errors.push(syn::Error::new(
                     *span,
                     "`#[retry]` runs the body once per attempt, so it cannot take `self` by value; \
-                     take `&self`, or `self: Arc<Self>`",
+                     take `&self` or `&mut self`, or `self: Arc<Self>` and clone the `Arc` where \
+                     the body needs it by value",
                 ));
             }
         }
     }
     for policy in policies {
-        let Args::Fallback(f) = &policy.args else { continue };
+        let Args::Fallback(f) = &policy.args else {
+            continue;
+        };
         match &f.args {
             Some(list) => {
                 for ident in list {
-                    if !params.iter().any(|p| p.name().as_deref() == Some(&ident.to_string())) {
+                    if !params
+                        .iter()
+                        .any(|p| p.name().as_deref() == Some(&ident.to_string()))
+                    {
                         errors.push(syn::Error::new(
                             ident.span(),
                             format!("`{ident}` is not an argument of this function"),

@@ -3,7 +3,11 @@
 //!
 //! Each layer is a small generic `async fn` taking the inner layers' future and returning
 //! `Result<T, Outcome<E>>`; [`Stack::finish`] converts to the user's `E` once, outermost.
-#![allow(missing_docs, clippy::missing_errors_doc, missing_debug_implementations)]
+#![allow(
+    missing_docs,
+    clippy::missing_errors_doc,
+    missing_debug_implementations
+)]
 
 use std::ops::ControlFlow;
 use std::time::Duration;
@@ -151,6 +155,11 @@ pub struct TimeoutSite {
 }
 
 /// `#[timeout]`: the inner future is dropped at the deadline.
+///
+/// The inner future is polled before the deadline is checked (tokio's order), so a body that
+/// completes in the poll in which the deadline passes returns its result. A body that blocks
+/// without yielding cannot be pre-empted: its result is returned and a `warn` event names the
+/// overrun. A caller dropping this future is not a timeout and emits nothing.
 #[inline]
 pub async fn timeout<T, E, F>(site: &'static TimeoutSite, fut: F) -> Result<T, Outcome<E>>
 where
@@ -159,7 +168,16 @@ where
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(Outcome::Rejected(Error::NoRuntime { name: site.name }));
     }
-    if let Ok(out) = tokio::time::timeout(site.limit, fut).await {
+    let start = Instant::now();
+    // A limit too large for the clock never expires.
+    let Some(deadline) = start.checked_add(site.limit) else {
+        return fut.await;
+    };
+    if let Ok(out) = tokio::time::timeout_at(deadline, fut).await {
+        let now = Instant::now();
+        if now > deadline {
+            overran(site, now.duration_since(start));
+        }
         out
     } else {
         crate::events::timed_out(site.name, site.limit);
@@ -168,6 +186,17 @@ where
             after: site.limit,
         }))
     }
+}
+
+#[cold]
+fn overran(site: &'static TimeoutSite, took: Duration) {
+    tracing::warn!(
+        target: "resilient",
+        name = site.name,
+        limit = ?site.limit,
+        took = ?took,
+        "call overran its timeout without yielding; its result is returned"
+    );
 }
 
 /// `#[bulkhead]`: the permit lives until the inner future completes or is dropped.
@@ -189,6 +218,16 @@ pub struct RetrySite {
 
 /// One call's retry state. The attempt loop itself is in the expansion, so each attempt can
 /// rebind (clone, reborrow) the function's arguments.
+///
+/// `max_duration` is measured from the start of the first attempt: an attempt may start only
+/// strictly before that much time has passed, so a retry whose delay would end at or past it
+/// is not waited for (the last error is returned at once), and the limit is checked again
+/// after the sleep, since timers round up to the millisecond.
+///
+/// Outside a tokio runtime a non-zero backoff cannot be slept: a stack that can carry a
+/// rejection returns `Error::NoRuntime` naming the retry; a stack of `#[retry]` and
+/// `#[fallback]` alone (whose `E` need not convert from `resilient::Error`) returns the last
+/// error unchanged. Neither panics.
 pub struct Retry<E> {
     site: &'static RetrySite,
     stack: Stack<E>,
@@ -210,6 +249,14 @@ impl<E> Retry<E> {
         }
     }
 
+    /// Has `max_duration` run out by `extra` from now?
+    fn out_of_time(&self, extra: Duration) -> bool {
+        match (self.site.config.max_duration, self.started) {
+            (Some(limit), Some(started)) => started.elapsed().saturating_add(extra) >= limit,
+            _ => false,
+        }
+    }
+
     /// Decides after an attempt: `Break` with the result to return, or `Continue` after
     /// sleeping the backoff. Dropping this future during the sleep stops the retry.
     #[inline]
@@ -223,31 +270,40 @@ impl<E> Retry<E> {
             Err(e) => e,
         };
         let config = &self.site.config;
+        if self.attempt >= config.attempts {
+            return ControlFlow::Break(Err(err));
+        }
         let retryable = match &err {
-            // Retrying an overloaded dependency is how retry storms start.
-            Outcome::Rejected(Error::CircuitOpen { .. } | Error::BulkheadFull { .. }) => false,
-            Outcome::Rejected(Error::NoRuntime { .. }) => false,
+            // Retrying an overloaded dependency is how retry storms start; without a runtime
+            // no attempt can succeed.
+            Outcome::Rejected(
+                Error::CircuitOpen { .. } | Error::BulkheadFull { .. } | Error::NoRuntime { .. },
+            ) => false,
             o => when.accepts(self.stack, o),
         };
-        if !retryable || self.attempt >= config.attempts {
+        if !retryable {
             return ControlFlow::Break(Err(err));
         }
         let delay = config.delay(self.attempt, self.previous, crate::retry::random_unit());
-        if let (Some(limit), Some(started)) = (config.max_duration, self.started)
-            && started.elapsed().saturating_add(delay) > limit
-        {
+        if self.out_of_time(delay) {
             return ControlFlow::Break(Err(err));
         }
-        if !delay.is_zero() {
+        if delay.is_zero() {
+            crate::events::retrying(self.site.name, self.attempt + 1, delay);
+        } else {
             if tokio::runtime::Handle::try_current().is_err() {
-                return ControlFlow::Break(Err(Outcome::Rejected(Error::NoRuntime {
-                    name: self.site.name,
-                })));
+                let name = self.site.name;
+                return ControlFlow::Break(Err(match self.stack.conv {
+                    Some(_) => Outcome::Rejected(Error::NoRuntime { name }),
+                    None => err,
+                }));
             }
             crate::events::retrying(self.site.name, self.attempt + 1, delay);
             tokio::time::sleep(delay).await;
-        } else {
-            crate::events::retrying(self.site.name, self.attempt + 1, delay);
+            // The timer may wake up to a millisecond late.
+            if self.out_of_time(Duration::ZERO) {
+                return ControlFlow::Break(Err(err));
+            }
         }
         self.previous = Some(delay);
         self.attempt += 1;
@@ -264,6 +320,7 @@ pub struct FallbackSite {
 /// `#[fallback]`: `Continue(err)` when the handler should run with `err`, else `Break` with
 /// the result to return.
 #[inline]
+#[allow(clippy::needless_pass_by_value)] // the expansion passes the predicate by value
 pub fn fallback<T, E, C: Classify<E>>(
     site: &'static FallbackSite,
     stack: Stack<E>,

@@ -32,7 +32,9 @@ impl BulkheadConfig {
             return Err(format!("`pool` may not exceed {}", Semaphore::MAX_PERMITS));
         }
         if self.max_wait.is_some() && self.queue == 0 {
-            return Err("`max_wait` needs `queue` of at least 1: without a queue nobody waits".into());
+            return Err(
+                "`max_wait` needs `queue` of at least 1: without a queue nobody waits".into(),
+            );
         }
         if self.max_wait.is_some_and(|d| d.is_zero()) {
             return Err("`max_wait` must be longer than zero".into());
@@ -57,7 +59,8 @@ impl fmt::Debug for Bulkhead {
             .field("config", &self.config)
             .field("in_flight", &self.in_flight())
             .field("queued", &self.queued())
-            .finish()
+            .field("available", &self.available())
+            .finish_non_exhaustive()
     }
 }
 
@@ -106,7 +109,9 @@ impl Bulkhead {
     /// Calls running now.
     #[must_use]
     pub fn in_flight(&self) -> usize {
-        self.config.pool.saturating_sub(self.permits.available_permits())
+        self.config
+            .pool
+            .saturating_sub(self.permits.available_permits())
     }
 
     /// Callers waiting for a permit now.

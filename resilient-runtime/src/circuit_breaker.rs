@@ -7,12 +7,19 @@
 //! bit   3      ramping (only meaningful in Closed)
 //! bits  4..20  trial calls in flight (HalfOpen)
 //! bits 20..36  successful trials in this half-open cycle
-//! bits 36..64  generation, bumped on every state change
+//! bits 36..41  cooldown level: consecutive failed trials (the exponent for `max_cooldown`)
+//! bits 41..64  generation, bumped on every state change
 //! ```
 //!
 //! Packing the trial bookkeeping with the state and the generation makes every decision a
 //! single compare-and-swap: a trial slot is reserved atomically, a late outcome from an earlier
 //! cycle fails the generation check, and a slot release can never land in a newer cycle.
+//!
+//! The two values a transition computes but cannot fit in the word, the end of an open period
+//! and the start of a ramp, are written only by the thread whose compare-and-swap made the
+//! transition, after it, and tagged with the generation they belong to. A reader that finds
+//! them not yet published knows the transition happened an instant ago (a full cooldown left;
+//! no time into the ramp). So a losing or late outcome never moves a deadline.
 //!
 //! The closed path is one atomic load at admission plus the window update at completion: no
 //! lock, no allocation, and (for the count rules) no clock read on success.
@@ -34,7 +41,9 @@ pub enum TripRule {
         /// Failures in a row that open the breaker.
         threshold: u32,
     },
-    /// `threshold = N, window = "30s"`: N failures within the last `window` of time.
+    /// `threshold = N, window = "30s"`: N failures within the last `window` of time. The
+    /// breaker keeps the times of the last N failures; a failure exactly `window` old is no
+    /// longer within it. Successes do not reset the count (and read no clock).
     CountInWindow {
         /// Failures that open the breaker.
         threshold: u32,
@@ -42,7 +51,9 @@ pub enum TripRule {
         window: Duration,
     },
     /// `failure_rate = r, window = "10s", min_calls = m`: over the last `window` of time (ten
-    /// buckets of `window / 10`), at least `m` calls and failures / calls >= `r`.
+    /// buckets of `window / 10`), at least `m` calls and failures / calls >= `r`. The window is
+    /// the current bucket and the nine before it; buckets are aligned to the breaker's creation
+    /// (its first call), so an outcome leaves the window when its bucket is ten buckets old.
     RateOverTime {
         /// Failure ratio in (0, 1] that opens the breaker.
         failure_rate: f64,
@@ -87,14 +98,17 @@ pub struct BreakerConfig {
     pub half_open_calls: u32,
     /// Successful trials that close the breaker. Default 1.
     pub success_threshold: u32,
-    /// After closing, admit a linearly rising share of calls over this period.
+    /// After closing, admit a linearly rising share of calls over this period. The ramp ends
+    /// when this much time has passed since closing, whether or not a call came in meanwhile:
+    /// an outcome after that is judged as fully closed (its reopening is not a failed trial).
     pub ramp: Option<Duration>,
-    /// A call slower than this counts as a failure.
+    /// A call that took longer than this (strictly) counts as a failure.
     pub slow_call: Option<Duration>,
     /// An open critical breaker makes the health report unhealthy.
     pub critical: bool,
-    /// The `#[timeout]` directly inside this breaker, if any: a half-open cycle whose slots are
-    /// held longer than `max(cooldown, inner_timeout)` counts as a failed trial.
+    /// The `#[timeout]` inside this breaker, if any: a half-open cycle whose slots are all
+    /// taken, the newest of them for longer than `max(cooldown, inner_timeout)` (strictly), counts
+    /// as a failed trial at the next call, which is then rejected with the new open period.
     pub inner_timeout: Option<Duration>,
 }
 
@@ -222,8 +236,15 @@ const RAMPING: u64 = 1 << 3;
 const TRIALS_SHIFT: u32 = 4;
 const SUCC_SHIFT: u32 = 20;
 const FIELD_MASK: u64 = 0xFFFF;
-const GEN_SHIFT: u32 = 36;
+const LEVEL_SHIFT: u32 = 36;
+const LEVEL_BITS: u64 = 0b1_1111 << LEVEL_SHIFT;
+/// The cooldown level saturates here; `2^31` times any cooldown is past any sensible cap.
+const MAX_LEVEL: u32 = 31;
+const GEN_SHIFT: u32 = 41;
 const MAX_TRIALS: u32 = 0xFFFF;
+/// What `open_gen` and `ramp_gen` hold while nothing is published: no generation (23 bits)
+/// ever has this value.
+const UNPUBLISHED: u64 = u64::MAX;
 
 fn state_of(word: u64) -> u64 {
     word & STATE_MASK
@@ -234,12 +255,21 @@ fn trials_of(word: u64) -> u64 {
 fn successes_of(word: u64) -> u64 {
     (word >> SUCC_SHIFT) & FIELD_MASK
 }
+fn level_of(word: u64) -> u32 {
+    u32::try_from((word & LEVEL_BITS) >> LEVEL_SHIFT).unwrap_or(MAX_LEVEL)
+}
 fn gen_of(word: u64) -> u64 {
     word >> GEN_SHIFT
 }
-/// A word for a fresh cycle: the given state, no trials, generation advanced.
-fn next_cycle(word: u64, state: u64) -> u64 {
-    ((gen_of(word).wrapping_add(1)) << GEN_SHIFT) | state
+/// A word for a fresh cycle: the given state and cooldown level, no trials, generation
+/// advanced (it wraps after 2^23 state changes, far more than any call can live through).
+fn next_cycle(word: u64, state: u64, level: u32) -> u64 {
+    (gen_of(word).wrapping_add(1) << GEN_SHIFT)
+        | (u64::from(level.min(MAX_LEVEL)) << LEVEL_SHIFT)
+        | state
+}
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// What an admitted call must report back. Created by [`CircuitBreaker::try_acquire`].
@@ -266,14 +296,21 @@ pub struct CircuitBreaker {
     config: BreakerConfig,
     base: Instant,
     word: AtomicU64,
-    /// Nanoseconds since `base` at which the current open period ends.
+    /// Nanoseconds since `base` at which the open period of generation `open_gen` ends. Only the
+    /// thread whose compare-and-swap opened the breaker writes it, after winning, so a late or
+    /// losing outcome can never move it.
     open_until: AtomicU64,
-    /// Nanoseconds since `base` of the latest trial admission (stale-cycle detection).
+    open_gen: AtomicU64,
+    /// Nanoseconds since `base` of the newest trial admission (stuck-cycle detection).
     last_trial: AtomicU64,
-    /// Consecutive failed trials, the exponent of the cooldown growth.
-    failed_trials: AtomicU32,
+    /// Nanoseconds since `base` at which the ramp of generation `ramp_gen` started; written by
+    /// the thread whose compare-and-swap closed the breaker.
     ramp_start: AtomicU64,
-    /// The ramp's admission credit, an `f64` stored as bits.
+    ramp_gen: AtomicU64,
+    /// The ramp's admission credit in nanoseconds: each offered call adds the time elapsed in
+    /// the ramp, and is admitted when the credit reaches the ramp's length (which is then
+    /// subtracted). Integer arithmetic keeps admission exact: ten calls 1 s into a 10 s ramp
+    /// add up to exactly one admission.
     ramp_credit: AtomicU64,
     rejections: AtomicU64,
     window: Window,
@@ -320,9 +357,10 @@ impl CircuitBreaker {
             base: Instant::now(),
             word: AtomicU64::new(CLOSED),
             open_until: AtomicU64::new(0),
+            open_gen: AtomicU64::new(UNPUBLISHED),
             last_trial: AtomicU64::new(0),
-            failed_trials: AtomicU32::new(0),
             ramp_start: AtomicU64::new(0),
+            ramp_gen: AtomicU64::new(UNPUBLISHED),
             ramp_credit: AtomicU64::new(0),
             rejections: AtomicU64::new(0),
             window: Window::new(&config.rule),
@@ -342,8 +380,12 @@ impl CircuitBreaker {
     }
 
     fn now_nanos(&self) -> u64 {
-        u64::try_from(Instant::now().saturating_duration_since(self.base).as_nanos())
-            .unwrap_or(u64::MAX)
+        u64::try_from(
+            Instant::now()
+                .saturating_duration_since(self.base)
+                .as_nanos(),
+        )
+        .unwrap_or(u64::MAX)
     }
 
     /// The current state. Reports `HalfOpen` once the cooldown has elapsed, without taking a
@@ -353,24 +395,22 @@ impl CircuitBreaker {
         let word = self.word.load(Ordering::Acquire);
         match state_of(word) {
             CLOSED => CircuitState::Closed,
-            OPEN => {
-                if self.now_nanos() >= self.open_until.load(Ordering::Acquire) {
-                    CircuitState::HalfOpen
-                } else {
-                    CircuitState::Open
-                }
-            }
+            OPEN => match self.open_deadline(word) {
+                Some(until) if self.now_nanos() >= until => CircuitState::HalfOpen,
+                _ => CircuitState::Open,
+            },
             HALF_OPEN => CircuitState::HalfOpen,
             FORCED_OPEN => CircuitState::ForcedOpen,
             _ => CircuitState::Disabled,
         }
     }
 
-    /// `true` while a closed breaker is still ramping traffic up after a recovery.
+    /// `true` while a closed breaker is still ramping traffic up after a recovery (until the
+    /// ramp's duration has elapsed, whether or not a call has been offered since).
     #[must_use]
     pub fn is_ramping(&self) -> bool {
         let word = self.word.load(Ordering::Acquire);
-        state_of(word) == CLOSED && word & RAMPING != 0
+        state_of(word) == CLOSED && self.ramp_elapsed(word, self.now_nanos()).is_some()
     }
 
     /// A snapshot of the counters. Never counts as a call, never takes a trial slot.
@@ -378,7 +418,8 @@ impl CircuitBreaker {
     pub fn metrics(&self) -> BreakerMetrics {
         let (calls, failures) = self.window.counts(self.now_nanos());
         let failure_rate = match self.config.rule {
-            TripRule::RateOverTime { min_calls, .. } | TripRule::RateOverCalls { min_calls, .. }
+            TripRule::RateOverTime { min_calls, .. }
+            | TripRule::RateOverCalls { min_calls, .. }
                 if calls >= u64::from(min_calls) && calls > 0 =>
             {
                 #[allow(clippy::cast_precision_loss)] // counts are far below 2^52
@@ -408,7 +449,6 @@ impl CircuitBreaker {
 
     /// Back to `Closed` with an empty window and the base cooldown.
     pub fn reset(&self) {
-        self.failed_trials.store(0, Ordering::Release);
         self.manual(CLOSED, CircuitState::Closed);
     }
 
@@ -418,7 +458,7 @@ impl CircuitBreaker {
         loop {
             match self.word.compare_exchange_weak(
                 word,
-                next_cycle(word, state),
+                next_cycle(word, state, 0),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
@@ -427,6 +467,50 @@ impl CircuitBreaker {
             }
         }
         crate::events::transition(self.name, to, None);
+    }
+
+    /// The end of the open period of the `Open` word `word`, or `None` while the thread that
+    /// opened it has not published it yet (it opened an instant ago).
+    fn open_deadline(&self, word: u64) -> Option<u64> {
+        let generation = gen_of(word);
+        if self.open_gen.load(Ordering::Acquire) != generation {
+            return None;
+        }
+        let until = self.open_until.load(Ordering::Acquire);
+        (self.open_gen.load(Ordering::Acquire) == generation).then_some(until)
+    }
+
+    fn publish_open(&self, generation: u64, until: u64) {
+        self.open_gen.store(UNPUBLISHED, Ordering::Release);
+        self.open_until.store(until, Ordering::Release);
+        self.open_gen.store(generation, Ordering::Release);
+    }
+
+    fn publish_ramp(&self, generation: u64, start: u64) {
+        self.ramp_gen.store(UNPUBLISHED, Ordering::Release);
+        self.ramp_start.store(start, Ordering::Release);
+        self.ramp_credit.store(0, Ordering::Release);
+        self.ramp_gen.store(generation, Ordering::Release);
+    }
+
+    /// Time into the ramp of the `Closed` word `word`, or `None` when it is not ramping: no
+    /// ramp, or the ramp's duration has elapsed (the breaker is then fully closed, even if no
+    /// call has cleared the flag yet).
+    fn ramp_elapsed(&self, word: u64, now: u64) -> Option<u64> {
+        if word & RAMPING == 0 {
+            return None;
+        }
+        let ramp = self.config.ramp?;
+        let generation = gen_of(word);
+        let start = if self.ramp_gen.load(Ordering::Acquire) == generation {
+            let start = self.ramp_start.load(Ordering::Acquire);
+            (self.ramp_gen.load(Ordering::Acquire) == generation).then_some(start)
+        } else {
+            None
+        };
+        // Not published yet: the breaker closed an instant ago.
+        let elapsed = start.map_or(0, |start| now.saturating_sub(start));
+        (u128::from(elapsed) < ramp.as_nanos()).then_some(elapsed)
     }
 
     /// Asks to run one call. On `Ok`, the caller must run the call and hand the ticket back to
@@ -453,12 +537,12 @@ impl CircuitBreaker {
 
     #[cold]
     fn acquire_slow(&self, mut word: u64) -> Result<Ticket, Error> {
+        let ticket = |generation, kind| Ticket {
+            generation,
+            kind,
+            started: self.config.slow_call.map(|_| Instant::now()),
+        };
         loop {
-            let ticket = |generation, kind| Ticket {
-                generation,
-                kind,
-                started: self.config.slow_call.map(|_| Instant::now()),
-            };
             match state_of(word) {
                 CLOSED => {
                     // Ramping (the fast path took plain Closed).
@@ -469,17 +553,21 @@ impl CircuitBreaker {
                     };
                 }
                 DISABLED => return Ok(ticket(gen_of(word), TicketKind::Untracked)),
-                FORCED_OPEN => return Err(self.reject(None)),
                 OPEN => {
                     let now = self.now_nanos();
-                    let until = self.open_until.load(Ordering::Acquire);
+                    let Some(until) = self.open_deadline(word) else {
+                        // Opened an instant ago; the opener is publishing the deadline.
+                        let left = self.cooldown_for(level_of(word));
+                        return Err(self.reject(Some(left)));
+                    };
                     if now < until {
                         return Err(self.reject(Some(Duration::from_nanos(until - now))));
                     }
                     // Cooldown over: this call starts a half-open cycle and takes its first
-                    // slot, atomically.
-                    self.last_trial.store(now, Ordering::Release);
-                    let next = next_cycle(word, HALF_OPEN) | (1 << TRIALS_SHIFT);
+                    // slot, atomically. The admission time is published first, so a reader
+                    // never sees the slot taken with an older time (that would look stuck).
+                    self.last_trial.fetch_max(now, Ordering::AcqRel);
+                    let next = next_cycle(word, HALF_OPEN, level_of(word)) | (1 << TRIALS_SHIFT);
                     match self.word.compare_exchange(
                         word,
                         next,
@@ -494,41 +582,41 @@ impl CircuitBreaker {
                     }
                 }
                 HALF_OPEN => {
+                    let now = self.now_nanos();
                     if trials_of(word) < u64::from(self.config.half_open_calls) {
-                        let next = word + (1 << TRIALS_SHIFT);
+                        self.last_trial.fetch_max(now, Ordering::AcqRel);
                         match self.word.compare_exchange(
                             word,
-                            next,
+                            word + (1 << TRIALS_SHIFT),
                             Ordering::AcqRel,
                             Ordering::Acquire,
                         ) {
-                            Ok(_) => {
-                                self.last_trial.store(self.now_nanos(), Ordering::Release);
-                                return Ok(ticket(gen_of(word), TicketKind::Trial));
-                            }
+                            Ok(_) => return Ok(ticket(gen_of(word), TicketKind::Trial)),
                             Err(w) => word = w,
                         }
-                    } else {
-                        // Every slot is taken. If the newest holder has had it longer than
-                        // max(cooldown, inner timeout), the cycle is stuck: count it as a
-                        // failed trial so the breaker cannot stay half-open forever.
-                        let limit = self
-                            .config
-                            .cooldown
-                            .max(self.config.inner_timeout.unwrap_or(Duration::ZERO));
-                        let now = self.now_nanos();
-                        let held = now.saturating_sub(self.last_trial.load(Ordering::Acquire));
-                        if u128::from(held) >= limit.as_nanos()
-                            && self.trip(word, true, now, None)
-                        {
-                            let until = self.open_until.load(Ordering::Acquire);
+                        continue;
+                    }
+                    // Every slot is taken. If they have all been held longer than
+                    // max(cooldown, inner timeout), the cycle is stuck: count it as a failed
+                    // trial so the breaker cannot stay half-open forever.
+                    let limit = self
+                        .config
+                        .cooldown
+                        .max(self.config.inner_timeout.unwrap_or(Duration::ZERO));
+                    let held = now.saturating_sub(self.last_trial.load(Ordering::Acquire));
+                    if u128::from(held) <= limit.as_nanos() {
+                        return Err(self.reject(None));
+                    }
+                    match self.trip(word, true, now, None) {
+                        Some(until) => {
                             return Err(
                                 self.reject(Some(Duration::from_nanos(until.saturating_sub(now))))
                             );
                         }
-                        return Err(self.reject(None));
+                        None => word = self.word.load(Ordering::Acquire),
                     }
                 }
+                // ForcedOpen, the only state left.
                 _ => return Err(self.reject(None)),
             }
         }
@@ -544,48 +632,43 @@ impl CircuitBreaker {
     }
 
     /// The ramp's deterministic admission: each offered call adds `elapsed / ramp` to a credit
-    /// and is admitted when the credit reaches 1.
+    /// and is admitted when the credit reaches 1 (kept in nanoseconds, so exactly).
     fn ramp_admits(&self, word: u64) -> bool {
-        let Some(ramp) = self.config.ramp else {
+        let now = self.now_nanos();
+        let (Some(ramp), Some(elapsed)) = (self.config.ramp, self.ramp_elapsed(word, now)) else {
+            // Ramp complete: fully closed, and the cooldown returns to its base. If the word
+            // changed meanwhile, whoever changed it decided.
+            let _ = self.word.compare_exchange(
+                word,
+                word & !(RAMPING | LEVEL_BITS),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
             return true;
         };
-        let now = self.now_nanos();
-        let elapsed = now.saturating_sub(self.ramp_start.load(Ordering::Acquire));
-        if u128::from(elapsed) >= ramp.as_nanos() {
-            // Ramp complete: fully closed, the cooldown returns to its base.
-            if self
-                .word
-                .compare_exchange(word, word & !RAMPING, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                self.failed_trials.store(0, Ordering::Release);
-            }
-            return true;
-        }
-        #[allow(clippy::cast_precision_loss)] // nanoseconds well below 2^52 in any real ramp
-        let share = elapsed as f64 / ramp.as_nanos() as f64;
-        let mut bits = self.ramp_credit.load(Ordering::Acquire);
+        let ramp = nanos(ramp);
+        let mut credit = self.ramp_credit.load(Ordering::Acquire);
         loop {
-            let credit = f64::from_bits(bits) + share;
-            let (admit, left) = if credit >= 1.0 {
-                (true, credit - 1.0)
+            let offered = credit.saturating_add(elapsed);
+            let (admit, left) = if offered >= ramp {
+                (true, offered - ramp)
             } else {
-                (false, credit)
+                (false, offered)
             };
             match self.ramp_credit.compare_exchange_weak(
-                bits,
-                left.to_bits(),
+                credit,
+                left,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
                 Ok(_) => return admit,
-                Err(b) => bits = b,
+                Err(c) => credit = c,
             }
         }
     }
 
     /// Reports the outcome of an admitted call. `failure` is the caller's classification
-    /// (before `slow_call`, which this method applies).
+    /// (before `slow_call`, which this method applies: a call longer than `slow_call` fails).
     pub fn record(&self, ticket: Ticket, failure: bool) {
         let failure = failure
             || match (self.config.slow_call, ticket.started) {
@@ -600,12 +683,30 @@ impl CircuitBreaker {
     }
 
     fn record_closed(&self, generation: u64, failure: bool) {
-        let word = self.word.load(Ordering::Acquire);
+        let mut word = self.word.load(Ordering::Acquire);
         if state_of(word) != CLOSED || gen_of(word) != generation {
             return; // admitted in an earlier cycle: changes nothing
         }
-        if let Some(rate) = self.window.record(&self.config.rule, failure, || self.now_nanos()) {
-            self.trip(word, word & RAMPING != 0, self.now_nanos(), Some(rate));
+        // Known limit: the window is not tagged with a generation, so a thread preempted right
+        // here, across a whole open/half-open/closed round, adds one stale outcome to the new
+        // window. Tagging every window slot would cost the lock-free, clock-free success path.
+        let Verdict::Open(rate) = self
+            .window
+            .record(&self.config.rule, failure, || self.now_nanos())
+        else {
+            return;
+        };
+        let now = self.now_nanos();
+        loop {
+            let during_ramp = self.ramp_elapsed(word, now).is_some();
+            if self.trip(word, during_ramp, now, rate).is_some() {
+                return;
+            }
+            // The word changed under us: the ramp flag was cleared (retry), or the cycle ended.
+            word = self.word.load(Ordering::Acquire);
+            if state_of(word) != CLOSED || gen_of(word) != generation {
+                return;
+            }
         }
     }
 
@@ -613,69 +714,77 @@ impl CircuitBreaker {
         let mut word = self.word.load(Ordering::Acquire);
         loop {
             if state_of(word) != HALF_OPEN || gen_of(word) != generation {
-                return;
+                return; // a trial of an earlier cycle, or the cycle is already decided
             }
             if failure {
-                self.trip(word, true, self.now_nanos(), None);
-                return;
-            }
-            let successes = successes_of(word) + 1;
-            let next = if successes >= u64::from(self.config.success_threshold) {
-                self.window.clear();
-                let mut next = next_cycle(word, CLOSED);
-                if self.config.ramp.is_some() {
-                    self.ramp_start.store(self.now_nanos(), Ordering::Release);
-                    self.ramp_credit.store(0f64.to_bits(), Ordering::Release);
-                    next |= RAMPING;
-                }
-                next
-            } else {
-                (word - (1 << TRIALS_SHIFT)) + (1 << SUCC_SHIFT)
-            };
-            match self
-                .word
-                .compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => {
-                    if state_of(next) == CLOSED {
-                        if next & RAMPING == 0 {
-                            self.failed_trials.store(0, Ordering::Release);
-                        }
-                        crate::events::transition(self.name, CircuitState::Closed, None);
-                    }
+                if self.trip(word, true, self.now_nanos(), None).is_some() {
                     return;
                 }
-                Err(w) => word = w,
+                word = self.word.load(Ordering::Acquire);
+                continue;
+            }
+            let successes = successes_of(word) + 1;
+            if successes >= u64::from(self.config.success_threshold) {
+                // Nothing records into the window while half-open, so clearing it before the
+                // compare-and-swap cannot lose an outcome of the new cycle.
+                self.window.clear();
+                let (level, ramping) = if self.config.ramp.is_some() {
+                    (level_of(word), RAMPING)
+                } else {
+                    (0, 0)
+                };
+                let next = next_cycle(word, CLOSED, level) | ramping;
+                match self
+                    .word
+                    .compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire)
+                {
+                    Ok(_) => {
+                        if ramping != 0 {
+                            self.publish_ramp(gen_of(next), self.now_nanos());
+                        }
+                        crate::events::transition(self.name, CircuitState::Closed, None);
+                        return;
+                    }
+                    Err(w) => word = w,
+                }
+            } else {
+                let freed = if trials_of(word) > 0 {
+                    word - (1 << TRIALS_SHIFT)
+                } else {
+                    word
+                };
+                match self.word.compare_exchange(
+                    word,
+                    freed + (1 << SUCC_SHIFT),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => return,
+                    Err(w) => word = w,
+                }
             }
         }
     }
 
-    /// Opens the breaker from `word`. `failed_trial` grows the cooldown (a failed trial, a stuck
-    /// half-open cycle, or reopening during the ramp). Returns whether this call did it.
-    fn trip(&self, word: u64, failed_trial: bool, now: u64, rate: Option<f64>) -> bool {
+    /// Opens the breaker from `word` with one compare-and-swap. `failed_trial` (a failed trial,
+    /// a stuck half-open cycle, or reopening during the ramp) raises the cooldown level.
+    /// Returns the end of the open period, or `None` if `word` was stale and nothing changed.
+    fn trip(&self, word: u64, failed_trial: bool, now: u64, rate: Option<f64>) -> Option<u64> {
         let level = if failed_trial {
-            self.failed_trials.load(Ordering::Acquire).saturating_add(1)
+            level_of(word).saturating_add(1).min(MAX_LEVEL)
         } else {
             0
         };
-        let cooldown = self.cooldown_for(level);
-        let until = now.saturating_add(u64::try_from(cooldown.as_nanos()).unwrap_or(u64::MAX));
-        // Publish the end of the open period before the state, so nobody sees Open with the
-        // previous cycle's (past) deadline.
-        self.open_until.store(until, Ordering::Release);
-        let next = next_cycle(word, OPEN);
-        if self
-            .word
+        let next = next_cycle(word, OPEN, level);
+        self.word
             .compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            self.window.clear();
-            self.failed_trials.store(level, Ordering::Release);
-            crate::events::transition(self.name, CircuitState::Open, rate);
-            true
-        } else {
-            false
-        }
+            .ok()?;
+        // Only the winner gets here, so the deadline is written once per open period.
+        let until = now.saturating_add(nanos(self.cooldown_for(level)));
+        self.publish_open(gen_of(next), until);
+        self.window.clear();
+        crate::events::transition(self.name, CircuitState::Open, rate);
+        Some(until)
     }
 
     fn cooldown_for(&self, level: u32) -> Duration {
@@ -696,7 +805,9 @@ impl CircuitBreaker {
             return;
         }
         let mut word = self.word.load(Ordering::Acquire);
-        while state_of(word) == HALF_OPEN && gen_of(word) == ticket.generation && trials_of(word) > 0
+        while state_of(word) == HALF_OPEN
+            && gen_of(word) == ticket.generation
+            && trials_of(word) > 0
         {
             match self.word.compare_exchange_weak(
                 word,
@@ -787,7 +898,10 @@ enum Window {
         failures: AtomicU64,
     },
     /// Ten buckets; each word packs (epoch: 24 bits, calls: 20 bits, failures: 20 bits).
-    Buckets { buckets: [AtomicU64; 10], width: u64 },
+    Buckets {
+        buckets: [AtomicU64; 10],
+        width: u64,
+    },
 }
 
 const BUCKET_FIELD: u64 = (1 << 20) - 1;
@@ -820,7 +934,10 @@ impl Window {
     fn clear(&self) {
         match self {
             Window::Consecutive(n) => n.store(0, Ordering::Release),
-            Window::Timed(times) => times.lock().unwrap_or_else(|p| p.into_inner()).clear(),
+            Window::Timed(times) => times
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clear(),
             Window::Calls {
                 bits,
                 next,
@@ -841,35 +958,39 @@ impl Window {
         }
     }
 
-    /// Records one outcome; returns `Some(rate)` when the rule now says open (the rate is
-    /// `NaN`-free and only meaningful for the rate rules).
-    fn record(&self, rule: &TripRule, failure: bool, now: impl Fn() -> u64) -> Option<f64> {
+    /// Records one outcome and evaluates the rule (after successes too).
+    fn record(&self, rule: &TripRule, failure: bool, now: impl Fn() -> u64) -> Verdict {
         match (self, *rule) {
             (Window::Consecutive(n), TripRule::Consecutive { threshold }) => {
                 if failure {
-                    (n.fetch_add(1, Ordering::AcqRel) + 1 >= threshold).then_some(1.0)
+                    Verdict::open_if(n.fetch_add(1, Ordering::AcqRel) + 1 >= threshold, None)
                 } else {
                     // Only write when there is something to reset: keeps the line shared.
                     if n.load(Ordering::Relaxed) != 0 {
                         n.store(0, Ordering::Release);
                     }
-                    None
+                    Verdict::Stay
                 }
             }
             (Window::Timed(times), TripRule::CountInWindow { threshold, window }) => {
                 if !failure {
-                    return None; // exact without a clock read: successes do not matter
+                    return Verdict::Stay; // exact without a clock read: successes do not matter
                 }
+                let mut times = times
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                // Read under the lock, so the times stay in order.
                 let now = now();
-                let mut times = times.lock().unwrap_or_else(|p| p.into_inner());
                 if times.len() == threshold as usize {
                     times.pop_front();
                 }
                 times.push_back(now);
                 let oldest = times.front().copied().unwrap_or(now);
-                (times.len() == threshold as usize
-                    && u128::from(now - oldest) < window.as_nanos())
-                .then_some(1.0)
+                Verdict::open_if(
+                    times.len() == threshold as usize
+                        && u128::from(now.saturating_sub(oldest)) < window.as_nanos(),
+                    None,
+                )
             }
             (
                 Window::Calls {
@@ -917,32 +1038,11 @@ impl Window {
                 },
             ) => {
                 let now = now();
-                let epoch = (now / width) & EPOCH_MASK;
-                let bucket = &buckets[usize::try_from((now / width) % 10).unwrap_or(0)];
-                let mut cur = bucket.load(Ordering::Acquire);
-                loop {
-                    let (calls, fails) = if cur >> 40 == epoch {
-                        ((cur >> 20) & BUCKET_FIELD, cur & BUCKET_FIELD)
-                    } else {
-                        (0, 0)
-                    };
-                    let calls = (calls + 1).min(BUCKET_FIELD);
-                    let fails = (fails + u64::from(failure)).min(BUCKET_FIELD);
-                    let next = (epoch << 40) | (calls << 20) | fails;
-                    match bucket.compare_exchange_weak(
-                        cur,
-                        next,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
-                        Ok(_) => break,
-                        Err(c) => cur = c,
-                    }
-                }
+                add_to_bucket(buckets, *width, now, failure);
                 let (calls, fails) = self.counts(now);
                 rate_trips(calls, fails, min_calls, failure_rate)
             }
-            _ => None,
+            _ => Verdict::Stay,
         }
     }
 
@@ -954,7 +1054,9 @@ impl Window {
                 (n, n)
             }
             Window::Timed(times) => {
-                let times = times.lock().unwrap_or_else(|p| p.into_inner());
+                let times = times
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let n = times.len() as u64;
                 (n, n)
             }
@@ -983,11 +1085,51 @@ impl Window {
     }
 }
 
-fn rate_trips(calls: u64, failures: u64, min_calls: u32, failure_rate: f64) -> Option<f64> {
+/// Adds one outcome to the bucket of `now`, starting the bucket afresh if it still holds an
+/// older epoch.
+fn add_to_bucket(buckets: &[AtomicU64; 10], width: u64, now: u64, failure: bool) {
+    let epoch = (now / width) & EPOCH_MASK;
+    let bucket = &buckets[usize::try_from((now / width) % 10).unwrap_or(0)];
+    let mut cur = bucket.load(Ordering::Acquire);
+    loop {
+        let (calls, fails) = if cur >> 40 == epoch {
+            ((cur >> 20) & BUCKET_FIELD, cur & BUCKET_FIELD)
+        } else {
+            (0, 0)
+        };
+        let calls = (calls + 1).min(BUCKET_FIELD);
+        let fails = (fails + u64::from(failure)).min(BUCKET_FIELD);
+        let next = (epoch << 40) | (calls << 20) | fails;
+        match bucket.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
+            Err(c) => cur = c,
+        }
+    }
+}
+
+/// What the trip rule says after an outcome.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Verdict {
+    Stay,
+    /// Open; the failure rate that did it, for the rate rules.
+    Open(Option<f64>),
+}
+
+impl Verdict {
+    fn open_if(open: bool, rate: Option<f64>) -> Verdict {
+        if open {
+            Verdict::Open(rate)
+        } else {
+            Verdict::Stay
+        }
+    }
+}
+
+fn rate_trips(calls: u64, failures: u64, min_calls: u32, failure_rate: f64) -> Verdict {
     if calls == 0 || calls < u64::from(min_calls) {
-        return None;
+        return Verdict::Stay;
     }
     #[allow(clippy::cast_precision_loss)] // counts are far below 2^52
     let rate = failures as f64 / calls as f64;
-    (rate >= failure_rate).then_some(rate)
+    Verdict::open_if(rate >= failure_rate, Some(rate))
 }

@@ -134,7 +134,11 @@ impl fmt::Display for Error {
             Error::CircuitOpen {
                 name,
                 retry_after: None,
-            } => write!(f, "circuit breaker \"{name}\" rejected the call"),
+            } => write!(
+                f,
+                "circuit breaker \"{name}\" is not admitting calls now \
+                 (half-open with every trial slot taken, ramping up, or forced open)"
+            ),
             Error::BulkheadFull { name } => write!(f, "bulkhead \"{name}\" is full"),
             Error::Injected { name } => write!(f, "fault injected into \"{name}\""),
             Error::NoRuntime { name } => write!(

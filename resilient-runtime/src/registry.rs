@@ -329,7 +329,7 @@ pub fn bulkhead(name: &str) -> Option<BulkheadHandle> {
 /// Conflicting declarations found by [`check`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckError {
-    /// One message per conflict, naming both sites (file:line).
+    /// One message per conflict, naming both sites by file and line.
     pub conflicts: Vec<String>,
 }
 
@@ -371,4 +371,17 @@ pub fn check() -> Result<(), CheckError> {
     } else {
         Err(CheckError { conflicts })
     }
+}
+
+/// Every registered breaker with an unambiguous name, sorted by name.
+pub(crate) fn all_breakers() -> Vec<(&'static str, &'static CircuitBreaker)> {
+    let reg = registry();
+    let mut v: Vec<_> = reg
+        .breakers
+        .iter()
+        .filter(|(_, e)| e.ambiguous_with.is_none())
+        .map(|(k, e)| (*k, e.policy))
+        .collect();
+    v.sort_by_key(|(k, _)| *k);
+    v
 }

@@ -55,14 +55,14 @@ impl Default for RetryConfig {
 impl RetryConfig {
     /// 3 attempts, 100 ms exponential backoff (x2) capped at 10 s, full jitter.
     pub const DEFAULT: RetryConfig = RetryConfig {
-            attempts: 3,
-            backoff: Duration::from_millis(100),
-            strategy: Strategy::Exponential,
-            multiplier: 2.0,
-            max_backoff: Duration::from_secs(10),
-            jitter: Jitter::Full,
-            max_duration: None,
-        };
+        attempts: 3,
+        backoff: Duration::from_millis(100),
+        strategy: Strategy::Exponential,
+        multiplier: 2.0,
+        max_backoff: Duration::from_secs(10),
+        jitter: Jitter::Full,
+        max_duration: None,
+    };
 }
 
 impl RetryConfig {
@@ -114,14 +114,11 @@ impl RetryConfig {
         match self.jitter {
             Jitter::None => d,
             Jitter::Full => d.mul_f64(random),
-            Jitter::Equal => d / 2 + (d - d / 2).mul_f64(random),
+            Jitter::Equal => d / 2 + d.saturating_sub(d / 2).mul_f64(random),
             Jitter::Decorrelated => {
                 let low = self.backoff;
-                let high = previous
-                    .unwrap_or(self.backoff)
-                    .saturating_mul(3)
-                    .max(low);
-                (low + (high - low).mul_f64(random)).min(self.max_backoff)
+                let high = previous.unwrap_or(self.backoff).saturating_mul(3).max(low);
+                (low + high.saturating_sub(low).mul_f64(random)).min(self.max_backoff)
             }
         }
     }
@@ -166,9 +163,15 @@ mod tests {
     fn strategies() {
         let ms = Duration::from_millis;
         let e = cfg(Strategy::Exponential);
-        assert_eq!([1, 2, 3, 4].map(|k| e.base_delay(k)), [ms(100), ms(200), ms(400), ms(800)]);
+        assert_eq!(
+            [1, 2, 3, 4].map(|k| e.base_delay(k)),
+            [ms(100), ms(200), ms(400), ms(800)]
+        );
         let l = cfg(Strategy::Linear);
-        assert_eq!([1, 2, 3].map(|k| l.base_delay(k)), [ms(100), ms(200), ms(300)]);
+        assert_eq!(
+            [1, 2, 3].map(|k| l.base_delay(k)),
+            [ms(100), ms(200), ms(300)]
+        );
         let c = cfg(Strategy::Constant);
         assert_eq!([1, 9].map(|k| c.base_delay(k)), [ms(100), ms(100)]);
     }
@@ -181,7 +184,10 @@ mod tests {
                 assert!(c.base_delay(k) <= c.max_backoff);
             }
         }
-        assert_eq!(cfg(Strategy::Exponential).base_delay(u32::MAX), Duration::from_secs(10));
+        assert_eq!(
+            cfg(Strategy::Exponential).base_delay(u32::MAX),
+            Duration::from_secs(10)
+        );
     }
 
     #[test]

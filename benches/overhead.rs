@@ -1,0 +1,603 @@
+//! Per-call overhead of the five attributes against a bare call and against the peers users
+//! would pick instead (issue 5): failsafe, recloser, tower-resilience, tower and backon, plus
+//! tokio's own `timeout` and `Semaphore`.
+//!
+//! Every case runs the same trivial `async fn op(x: u64) -> Result<u64, E>` that returns at
+//! once. Each is measured twice:
+//!
+//! - `current_thread/<case>`: one task on a current-thread runtime calls it in a loop;
+//! - `two_workers/<case>`: two tasks on a 2-worker runtime call it at the same time through one
+//!   shared policy (the same static, or clones of one `Arc`-backed peer policy); the time is
+//!   per call as seen by each worker (the slower worker's loop time / iterations).
+//!
+//! The loop runs inside one `block_on`, so no per-iteration runtime entry is measured. Run it
+//! with `benches/run.sh`, which also turns criterion's medians into a table of ratios.
+
+// Wall time is measured with `std::time::Instant`, as criterion does: the measurement must not
+// go through tokio's pausable clock (which the crate's own code is required to use).
+#![allow(clippy::disallowed_methods)]
+
+use std::future::Future;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
+use resilient::{bulkhead, circuit_breaker, fallback, retry, timeout};
+use tokio::runtime::Runtime;
+use tokio::sync::Semaphore;
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+/// The input that makes `op` fail; the measurement loops never reach it.
+const FAIL: u64 = u64::MAX;
+
+/// The user's error type, convertible from a rejection as the attributes require.
+#[derive(Debug, Clone)]
+enum E {
+    Down,
+    Resilience(resilient::Error),
+}
+
+impl From<resilient::Error> for E {
+    fn from(e: resilient::Error) -> Self {
+        E::Resilience(e)
+    }
+}
+
+impl std::fmt::Display for E {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            E::Down => f.write_str("down"),
+            E::Resilience(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for E {}
+
+/// The protected work: returns at once; fails only for [`FAIL`].
+#[inline]
+fn work(x: u64) -> Result<u64, E> {
+    let x = black_box(x);
+    if x == FAIL { Err(E::Down) } else { Ok(x) }
+}
+
+/// The bare call every ratio is relative to: an `async fn` that never awaits, on purpose.
+#[allow(clippy::unused_async)]
+async fn op(x: u64) -> Result<u64, E> {
+    work(x)
+}
+
+// ---------------------------------------------------------------------------------------
+// Ours: each attribute alone, the open-circuit rejection, and the full stack.
+// ---------------------------------------------------------------------------------------
+
+#[circuit_breaker(failure_rate = 0.5, last = 100)]
+async fn breaker_count(x: u64) -> Result<u64, E> {
+    work(x)
+}
+
+#[circuit_breaker(failure_rate = 0.5, window = "10s")]
+async fn breaker_time(x: u64) -> Result<u64, E> {
+    work(x)
+}
+
+#[circuit_breaker(threshold = 5)]
+async fn breaker_consecutive(x: u64) -> Result<u64, E> {
+    work(x)
+}
+
+/// Tripped by one failure during set-up, then open for the rest of the run.
+#[circuit_breaker(threshold = 1, cooldown = "1h")]
+async fn breaker_open(x: u64) -> Result<u64, E> {
+    work(x)
+}
+
+/// Forced open by hand: rejects without reading the clock (`retry_after: None`).
+#[circuit_breaker(name = "bench-forced-open", threshold = 1, cooldown = "1h")]
+async fn breaker_forced_open(x: u64) -> Result<u64, E> {
+    work(x)
+}
+
+#[timeout("1s")]
+async fn timeout_only(x: u64) -> Result<u64, E> {
+    work(x)
+}
+
+#[bulkhead(pool = 10)]
+async fn bulkhead_only(x: u64) -> Result<u64, E> {
+    work(x)
+}
+
+#[retry(attempts = 3, backoff = "100ms")]
+async fn retry_only(x: u64) -> Result<u64, E> {
+    work(x)
+}
+
+/// The handler `#[fallback]` requires to be an `async fn`.
+#[allow(clippy::unused_async)]
+async fn fallback_handler(x: u64, _err: E) -> Result<u64, E> {
+    Ok(x.wrapping_add(1))
+}
+
+#[fallback(fallback_handler)]
+async fn fallback_only(x: u64) -> Result<u64, E> {
+    work(x)
+}
+
+/// The README's stack: a time-window breaker, as in `tests/smoke.rs`.
+#[fallback(fallback_handler)]
+#[retry(attempts = 2, backoff = "50ms")]
+#[circuit_breaker(failure_rate = 0.5, window = "10s", cooldown = "5s")]
+#[timeout("200ms")]
+#[bulkhead(pool = 10)]
+async fn full_stack(x: u64) -> Result<u64, E> {
+    work(x)
+}
+
+/// The same stack with a count-window breaker (`last = 100`), which reads no clock.
+#[fallback(fallback_handler)]
+#[retry(attempts = 2, backoff = "50ms")]
+#[circuit_breaker(failure_rate = 0.5, last = 100, cooldown = "5s")]
+#[timeout("200ms")]
+#[bulkhead(pool = 10)]
+async fn full_stack_count(x: u64) -> Result<u64, E> {
+    work(x)
+}
+
+// ---------------------------------------------------------------------------------------
+// References the targets are stated against.
+// ---------------------------------------------------------------------------------------
+
+/// The "ideal hand-written lock-free breaker wrapper": one load of the state on admission, a
+/// read (and a write only if there is something to reset) of a failure counter on success.
+#[derive(Debug, Default)]
+struct IdealBreaker {
+    open: AtomicU32,
+    failures: AtomicU32,
+}
+
+impl IdealBreaker {
+    async fn call<T, F: Future<Output = Result<T, E>>>(&self, fut: F) -> Result<T, E> {
+        if self.open.load(Ordering::Acquire) != 0 {
+            return Err(E::Down);
+        }
+        let out = fut.await;
+        if out.is_ok() {
+            if self.failures.load(Ordering::Relaxed) != 0 {
+                self.failures.store(0, Ordering::Relaxed);
+            }
+        } else if self.failures.fetch_add(1, Ordering::AcqRel) + 1 >= 5 {
+            self.open.store(1, Ordering::Release);
+        }
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The measurement harness.
+// ---------------------------------------------------------------------------------------
+
+fn current_thread() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("current-thread runtime")
+}
+
+fn two_workers() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("2-worker runtime")
+}
+
+/// Which runtime a group measures on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    CurrentThread,
+    TwoWorkers,
+}
+
+/// Waits (spinning) until both workers have arrived, so their loops overlap.
+fn rendezvous(ready: &AtomicUsize) {
+    ready.fetch_add(1, Ordering::AcqRel);
+    while ready.load(Ordering::Acquire) < 2 {
+        std::hint::spin_loop();
+    }
+}
+
+/// Defines one case: `init` (async, run inside the runtime) builds the policy, which is cloned
+/// per worker in two-worker mode; `call` is one call of the loop, with `$s` the policy and `$x`
+/// the argument. The loop's result goes through `black_box`.
+macro_rules! case {
+    ($g:expr, $rt:expr, $mode:expr, $name:expr, |$s:ident| $init:expr, |$x:ident| $call:expr) => {{
+        let rt: &Runtime = $rt;
+        let mode: Mode = $mode;
+        $g.bench_function($name, |b| {
+            b.iter_custom(|iters| match mode {
+                Mode::CurrentThread => rt.block_on(async {
+                    #[allow(unused_mut, unused_variables, clippy::let_unit_value)]
+                    let mut $s = $init;
+                    let start = Instant::now();
+                    for i in 0..iters {
+                        let $x = black_box(i);
+                        let out = $call;
+                        black_box(&out);
+                    }
+                    start.elapsed()
+                }),
+                Mode::TwoWorkers => rt.block_on(async {
+                    #[allow(clippy::let_unit_value)]
+                    let shared = $init;
+                    let ready = Arc::new(AtomicUsize::new(0));
+                    let tasks: Vec<_> = (0..2)
+                        .map(|_| {
+                            #[allow(
+                                unused_mut,
+                                unused_variables,
+                                clippy::let_unit_value,
+                                clippy::clone_on_copy
+                            )]
+                            let mut $s = shared.clone();
+                            let ready = Arc::clone(&ready);
+                            tokio::spawn(async move {
+                                rendezvous(&ready);
+                                let start = Instant::now();
+                                for i in 0..iters {
+                                    let $x = black_box(i);
+                                    let out = $call;
+                                    black_box(&out);
+                                }
+                                start.elapsed()
+                            })
+                        })
+                        .collect();
+                    let mut slowest = Duration::ZERO;
+                    for t in tasks {
+                        slowest = slowest.max(t.await.expect("bench task"));
+                    }
+                    slowest
+                }),
+            });
+        });
+    }};
+}
+
+/// Checks during set-up that a case does what its name says.
+fn expect_ok<T: std::fmt::Debug, Er: std::fmt::Debug>(what: &str, r: &Result<T, Er>) {
+    assert!(r.is_ok(), "{what}: expected success, got {r:?}");
+}
+
+fn expect_rejected<T: std::fmt::Debug, Er: std::fmt::Debug>(what: &str, r: &Result<T, Er>) {
+    assert!(r.is_err(), "{what}: expected a rejection, got {r:?}");
+}
+
+fn tower_breaker_layer() -> tower_resilience::circuitbreaker::CircuitBreakerLayer {
+    tower_resilience::circuitbreaker::CircuitBreakerLayer::builder()
+        .failure_rate_threshold(0.5)
+        .sliding_window_size(100)
+        .wait_duration_in_open(Duration::from_secs(3600))
+        .build()
+        .expect("tower-resilience breaker config")
+}
+
+/// `op` as a tower service.
+type OpService = tower::util::ServiceFn<fn(u64) -> std::future::Ready<Result<u64, E>>>;
+
+fn op_service() -> OpService {
+    tower::service_fn(|x: u64| std::future::ready(work(x)))
+}
+
+#[allow(clippy::too_many_lines)] // one flat list of cases reads best
+fn cases(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, mode: Mode) {
+    // --- the baseline and the references -------------------------------------------------
+    case!(g, rt, mode, "bare", |s| (), |x| op(x).await);
+    case!(
+        g,
+        rt,
+        mode,
+        "ref_ideal_breaker",
+        |s| Arc::new(IdealBreaker::default()),
+        |x| s.call(op(x)).await
+    );
+    case!(g, rt, mode, "ref_clock_read", |s| (), |x| {
+        black_box(tokio::time::Instant::now());
+        op(x).await
+    });
+
+    case!(g, rt, mode, "ref_handle_try_current", |s| (), |x| {
+        black_box(tokio::runtime::Handle::try_current().is_ok());
+        op(x).await
+    });
+
+    // --- ours ------------------------------------------------------------------------------
+    case!(g, rt, mode, "ours_breaker_count", |s| (), |x| {
+        breaker_count(x).await
+    });
+    case!(g, rt, mode, "ours_breaker_time", |s| (), |x| breaker_time(
+        x
+    )
+    .await);
+    case!(g, rt, mode, "ours_breaker_consecutive", |s| (), |x| {
+        breaker_consecutive(x).await
+    });
+    case!(g, rt, mode, "ours_timeout", |s| (), |x| timeout_only(x)
+        .await);
+    case!(g, rt, mode, "ours_bulkhead", |s| (), |x| bulkhead_only(x)
+        .await);
+    case!(g, rt, mode, "ours_retry", |s| (), |x| retry_only(x).await);
+    case!(g, rt, mode, "ours_fallback", |s| (), |x| fallback_only(x)
+        .await);
+    case!(
+        g,
+        rt,
+        mode,
+        "ours_open_rejection",
+        |s| {
+            let _ = breaker_open(FAIL).await;
+            expect_rejected("ours_open_rejection", &breaker_open(1).await);
+        },
+        |x| breaker_open(x).await
+    );
+    case!(
+        g,
+        rt,
+        mode,
+        "ours_forced_open_rejection",
+        |s| {
+            let _ = breaker_forced_open(1).await;
+            resilient::breaker("bench-forced-open")
+                .expect("registered")
+                .force_open();
+            expect_rejected("ours_forced_open_rejection", &breaker_forced_open(1).await);
+        },
+        |x| breaker_forced_open(x).await
+    );
+    case!(g, rt, mode, "ours_full_stack", |s| (), |x| full_stack(x)
+        .await);
+    case!(g, rt, mode, "ours_full_stack_count", |s| (), |x| {
+        full_stack_count(x).await
+    });
+
+    // --- tokio ---------------------------------------------------------------------------
+    case!(g, rt, mode, "tokio_timeout", |s| (), |x| {
+        tokio::time::timeout(Duration::from_secs(1), op(x)).await
+    });
+    case!(
+        g,
+        rt,
+        mode,
+        "semaphore_try_acquire",
+        |s| Arc::new(Semaphore::new(10)),
+        |x| {
+            let _permit = s.try_acquire().expect("a free permit");
+            op(x).await
+        }
+    );
+    case!(
+        g,
+        rt,
+        mode,
+        "semaphore_acquire",
+        |s| Arc::new(Semaphore::new(10)),
+        |x| {
+            let _permit = s.acquire().await.expect("open semaphore");
+            op(x).await
+        }
+    );
+
+    // --- failsafe --------------------------------------------------------------------------
+    case!(
+        g,
+        rt,
+        mode,
+        "failsafe_consecutive",
+        |s| {
+            use failsafe::{backoff, failure_policy};
+            failsafe::Config::new()
+                .failure_policy(failure_policy::consecutive_failures(
+                    5,
+                    backoff::constant(Duration::from_secs(5)),
+                ))
+                .build()
+        },
+        |x| failsafe::futures::CircuitBreaker::call(&s, op(x)).await
+    );
+    case!(
+        g,
+        rt,
+        mode,
+        "failsafe_default",
+        |s| failsafe::Config::new().build(),
+        |x| failsafe::futures::CircuitBreaker::call(&s, op(x)).await
+    );
+    case!(
+        g,
+        rt,
+        mode,
+        "failsafe_open_rejection",
+        |s| {
+            use failsafe::{backoff, failure_policy};
+            let cb = failsafe::Config::new()
+                .failure_policy(failure_policy::consecutive_failures(
+                    1,
+                    backoff::constant(Duration::from_secs(3600)),
+                ))
+                .build();
+            let _ = failsafe::futures::CircuitBreaker::call(&cb, op(FAIL)).await;
+            expect_rejected(
+                "failsafe_open_rejection",
+                &failsafe::futures::CircuitBreaker::call(&cb, op(1)).await,
+            );
+            cb
+        },
+        |x| failsafe::futures::CircuitBreaker::call(&s, op(x)).await
+    );
+
+    // --- recloser --------------------------------------------------------------------------
+    case!(
+        g,
+        rt,
+        mode,
+        "recloser",
+        |s| recloser::AsyncRecloser::from(recloser::Recloser::custom().build()),
+        |x| s.call(op(x)).await
+    );
+    case!(
+        g,
+        rt,
+        mode,
+        "recloser_open_rejection",
+        |s| {
+            let r = recloser::AsyncRecloser::from(
+                recloser::Recloser::custom()
+                    .closed_len(1)
+                    .open_wait(Duration::from_secs(3600))
+                    .build(),
+            );
+            for _ in 0..3 {
+                let _ = r.call(op(FAIL)).await;
+            }
+            expect_rejected("recloser_open_rejection", &r.call(op(1)).await);
+            r
+        },
+        |x| s.call(op(x)).await
+    );
+
+    // --- tower-resilience ----------------------------------------------------------------
+    case!(
+        g,
+        rt,
+        mode,
+        "tower_resilience_breaker",
+        |s| ServiceBuilder::new()
+            .layer(tower_breaker_layer())
+            .service(op_service()),
+        |x| s.ready().await.expect("ready").call(x).await
+    );
+    case!(
+        g,
+        rt,
+        mode,
+        "tower_resilience_open_rejection",
+        |s| {
+            let mut svc = ServiceBuilder::new()
+                .layer(
+                    tower_resilience::circuitbreaker::CircuitBreakerLayer::builder()
+                        .failure_rate_threshold(0.5)
+                        .sliding_window_size(1)
+                        .minimum_number_of_calls(1)
+                        .wait_duration_in_open(Duration::from_secs(3600))
+                        .build()
+                        .expect("tower-resilience breaker config"),
+                )
+                .service(op_service());
+            for _ in 0..3 {
+                let _ = svc.ready().await.expect("ready").call(FAIL).await;
+            }
+            let probe = match svc.ready().await {
+                Ok(s) => s.call(1).await,
+                Err(e) => Err(e),
+            };
+            expect_rejected("tower_resilience_open_rejection", &probe);
+            svc
+        },
+        |x| match s.ready().await {
+            Ok(svc) => svc.call(x).await,
+            Err(e) => Err(e),
+        }
+    );
+    case!(
+        g,
+        rt,
+        mode,
+        "tower_resilience_stack",
+        |s| ServiceBuilder::new()
+            .layer(tower_breaker_layer())
+            .layer(
+                tower_resilience::timelimiter::TimeLimiterLayer::builder()
+                    .timeout_duration(Duration::from_secs(1))
+                    .build(),
+            )
+            .layer(
+                tower_resilience::bulkhead::BulkheadLayer::builder()
+                    .max_concurrent_calls(10)
+                    .build()
+                    .expect("tower-resilience bulkhead config"),
+            )
+            .service(op_service()),
+        |x| s.ready().await.expect("ready").call(x).await
+    );
+
+    // --- tower -----------------------------------------------------------------------------
+    case!(
+        g,
+        rt,
+        mode,
+        "tower_timeout_concurrency_limit",
+        |s| ServiceBuilder::new()
+            .timeout(Duration::from_secs(1))
+            .concurrency_limit(10)
+            .service(op_service()),
+        |x| s.ready().await.expect("ready").call(x).await
+    );
+
+    // --- backon ----------------------------------------------------------------------------
+    case!(g, rt, mode, "backon", |s| (), |x| (|| op(x))
+        .retry(ExponentialBuilder::default())
+        .await);
+}
+
+/// Sanity checks before anything is timed: the closed cases succeed.
+fn check_closed_paths(rt: &Runtime) {
+    rt.block_on(async {
+        expect_ok("bare", &op(1).await);
+        expect_ok("breaker_count", &breaker_count(1).await);
+        expect_ok("breaker_time", &breaker_time(1).await);
+        expect_ok("breaker_consecutive", &breaker_consecutive(1).await);
+        expect_ok("timeout", &timeout_only(1).await);
+        expect_ok("bulkhead", &bulkhead_only(1).await);
+        expect_ok("retry", &retry_only(1).await);
+        expect_ok("fallback", &fallback_only(1).await);
+        expect_ok("full_stack", &full_stack(1).await);
+        expect_ok("full_stack_count", &full_stack_count(1).await);
+        assert_eq!(
+            fallback_only(FAIL).await.ok(),
+            Some(0),
+            "fallback handler runs"
+        );
+    });
+}
+
+fn overhead(c: &mut Criterion) {
+    let ct = current_thread();
+    check_closed_paths(&ct);
+    let mut g = c.benchmark_group("current_thread");
+    cases(&mut g, &ct, Mode::CurrentThread);
+    g.finish();
+
+    let mt = two_workers();
+    let mut g = c.benchmark_group("two_workers");
+    cases(&mut g, &mt, Mode::TwoWorkers);
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(250))
+        .measurement_time(Duration::from_millis(900))
+        .sample_size(30)
+        .without_plots()
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = overhead
+}
+criterion_main!(benches);
