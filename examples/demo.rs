@@ -45,7 +45,12 @@ async fn popular_items(_user: u64, err: ApiError) -> Result<Vec<String>, ApiErro
 
 #[fallback(popular_items)]
 #[retry(attempts = 2, backoff = "50ms")]
-#[circuit_breaker(failure_rate = 0.5, last = 6, cooldown = "500ms", name = "recommendations")]
+#[circuit_breaker(
+    failure_rate = 0.5,
+    last = 6,
+    cooldown = "500ms",
+    name = "recommendations"
+)]
 #[timeout("200ms")]
 #[bulkhead(pool = 10)]
 async fn recommendations(user: u64) -> Result<Vec<String>, ApiError> {
@@ -72,12 +77,18 @@ async fn main() {
         let t = Instant::now();
         let answer = recommendations(round).await;
         match answer {
-            Ok(items) => println!("request {round:>2}: {:>4} ms  {items:?}", t.elapsed().as_millis()),
+            Ok(items) => println!(
+                "request {round:>2}: {:>4} ms  {items:?}",
+                t.elapsed().as_millis()
+            ),
             Err(e) => println!("request {round:>2}: error {e:?}"),
         }
         let state = breaker();
         if state != last_state {
-            println!("    breaker is now {:?}", state.unwrap_or(CircuitState::Closed));
+            println!(
+                "    breaker is now {:?}",
+                state.unwrap_or(CircuitState::Closed)
+            );
             last_state = state;
         }
         sleep(Duration::from_millis(100)).await;

@@ -169,10 +169,10 @@ pub use resilient_macros::retry;
 pub use resilient_macros::fallback;
 
 pub use resilient_runtime::{
-    BreakerConfig, BreakerHandle, BreakerMetrics, Bulkhead, BulkheadConfig, BulkheadHandle,
-    BulkheadPermit, BreakerHealth, CheckError, CircuitBreaker, CircuitState, Error, FromResilience, Jitter,
-    HealthReport, HealthStatus, Outcome, RetryConfig, Site, Strategy, Ticket, TripRule, breaker, bulkhead, check, health,
-    parse_duration,
+    BreakerConfig, BreakerHandle, BreakerHealth, BreakerMetrics, Bulkhead, BulkheadConfig,
+    BulkheadHandle, BulkheadPermit, CheckError, CircuitBreaker, CircuitState, Error,
+    FromResilience, HealthReport, HealthStatus, Jitter, Outcome, RetryConfig, Site, Strategy,
+    Ticket, TripRule, breaker, bulkhead, check, health, parse_duration,
 };
 
 #[doc(hidden)]

@@ -47,7 +47,9 @@ async fn permits_come_back_on_success_error_panic_drop_and_timeout() {
     assert_eq!(bh().available(), 2);
 
     // Panic: propagates unchanged, the permit comes back, the breaker counts a failure.
-    let panicked = std::panic::AssertUnwindSafe(guarded(2)).catch_unwind().await;
+    let panicked = std::panic::AssertUnwindSafe(guarded(2))
+        .catch_unwind()
+        .await;
     assert!(panicked.is_err());
     assert_eq!(bh().available(), 2);
     assert_eq!(br().state(), CircuitState::Open);
@@ -63,7 +65,10 @@ async fn permits_come_back_on_success_error_panic_drop_and_timeout() {
     assert_eq!(br().metrics().failures, 0);
 
     // Timeout: the inner future (and its permit) is dropped at the deadline; a failure.
-    assert!(matches!(guarded(3).await, Err(E::R(resilient::Error::Timeout { .. }))));
+    assert!(matches!(
+        guarded(3).await,
+        Err(E::R(resilient::Error::Timeout { .. }))
+    ));
     assert_eq!(bh().available(), 2);
     assert_eq!(br().state(), CircuitState::Open);
     br().reset();
@@ -106,7 +111,10 @@ async fn a_cancelled_trial_returns_its_slot() {
     // The only slot is taken: a second caller is rejected without a retry_after.
     assert_eq!(
         trial(true).now_or_never(),
-        Some(Err(E::R(resilient::Error::CircuitOpen { name: "cancel_trial", retry_after: None })))
+        Some(Err(E::R(resilient::Error::CircuitOpen {
+            name: "cancel_trial",
+            retry_after: None
+        })))
     );
     drop(probe);
     // The slot is back: the next call is admitted as a trial (and its failure reopens).

@@ -39,7 +39,10 @@ async fn timeout_under_retry_is_per_attempt() {
     let err = per_attempt_timeout().await.unwrap_err();
     assert_eq!(
         err,
-        E::R(resilient::Error::Timeout { name: "stack_per_attempt_t", after: ms(100) })
+        E::R(resilient::Error::Timeout {
+            name: "stack_per_attempt_t",
+            after: ms(100)
+        })
     );
     assert_eq!(PER_ATTEMPT.load(SeqCst), 3);
     assert_eq!(start.elapsed(), ms(300));
@@ -48,7 +51,12 @@ async fn timeout_under_retry_is_per_attempt() {
 static TOTAL: AtomicU32 = AtomicU32::new(0);
 
 #[timeout("250ms", name = "stack_total_t")]
-#[retry(attempts = 10, backoff = "100ms", strategy = "constant", jitter = "none")]
+#[retry(
+    attempts = 10,
+    backoff = "100ms",
+    strategy = "constant",
+    jitter = "none"
+)]
 async fn total_timeout() -> Result<(), E> {
     TOTAL.fetch_add(1, SeqCst);
     Err(E::Body(1))
@@ -58,7 +66,13 @@ async fn total_timeout() -> Result<(), E> {
 async fn timeout_above_retry_bounds_all_attempts() {
     let start = Instant::now();
     let err = total_timeout().await.unwrap_err();
-    assert!(matches!(err, E::R(resilient::Error::Timeout { name: "stack_total_t", .. })));
+    assert!(matches!(
+        err,
+        E::R(resilient::Error::Timeout {
+            name: "stack_total_t",
+            ..
+        })
+    ));
     assert_eq!(start.elapsed(), ms(250));
     // Attempts at 0, 100 and 200 ms; the one due at 300 ms never starts, even later.
     assert_eq!(TOTAL.load(SeqCst), 3);
@@ -80,7 +94,10 @@ async fn breaker_under_retry_counts_each_attempt_and_stops_the_retry() {
     let err = breaker_under_retry().await.unwrap_err();
     // Three failed attempts open the breaker; the fourth is rejected and never retried.
     assert_eq!(COUNTED.load(SeqCst), 3);
-    assert!(matches!(err, E::R(resilient::Error::CircuitOpen { .. })), "{err:?}");
+    assert!(
+        matches!(err, E::R(resilient::Error::CircuitOpen { .. })),
+        "{err:?}"
+    );
     let b = resilient::breaker("stack_breaker_counts_attempts").unwrap();
     assert_eq!(b.state(), CircuitState::Open);
     assert_eq!(b.metrics().rejections, 1);
@@ -116,7 +133,10 @@ async fn slow_behind_breaker() -> Result<(), E> {
 #[tokio::test(start_paused = true)]
 async fn timeouts_inside_the_breaker_count_as_failures() {
     for _ in 0..2 {
-        assert!(matches!(slow_behind_breaker().await, Err(E::R(resilient::Error::Timeout { .. }))));
+        assert!(matches!(
+            slow_behind_breaker().await,
+            Err(E::R(resilient::Error::Timeout { .. }))
+        ));
     }
     let b = resilient::breaker("stack_timeouts_are_failures").unwrap();
     assert_eq!(b.state(), CircuitState::Open);
@@ -190,7 +210,13 @@ async fn total_and_per_attempt() -> Result<(), E> {
 async fn a_total_and_a_per_attempt_timeout_compose() {
     let start = Instant::now();
     let err = total_and_per_attempt().await.unwrap_err();
-    assert_eq!(err, E::R(resilient::Error::Timeout { name: "stack_total_2", after: ms(1_000) }));
+    assert_eq!(
+        err,
+        E::R(resilient::Error::Timeout {
+            name: "stack_total_2",
+            after: ms(1_000)
+        })
+    );
     assert_eq!(start.elapsed(), ms(1_000));
     // Attempts start at 0, 300, 600 and 900 ms.
     assert_eq!(TWO_TIMEOUTS.load(SeqCst), 4);
@@ -219,7 +245,16 @@ mod renamed {
 async fn a_renamed_policy_wraps_the_whole_stack() {
     let start = Instant::now();
     let err = renamed::renamed_timeout().await.unwrap_err();
-    assert!(matches!(err, E::R(resilient::Error::Timeout { name: "stack_renamed", .. })), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            E::R(resilient::Error::Timeout {
+                name: "stack_renamed",
+                ..
+            })
+        ),
+        "{err:?}"
+    );
     assert_eq!(start.elapsed(), ms(100));
     assert_eq!(renamed::CALLS.load(SeqCst), 2);
 }

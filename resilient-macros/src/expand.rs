@@ -318,7 +318,7 @@ fn retry_layer(cx: &Ctx<'_>, r: &RetryArgs, st: &Ident, inner: &TokenStream) -> 
         input, p, stack, ..
     } = cx;
     let when = classify(p, r.when.as_ref());
-    let (touch, rebinds) = retry_rebinds(&cx.params, input.receiver.as_ref());
+    let (touch, rebinds) = retry_rebinds(p, &cx.params, input.receiver.as_ref());
     let retry = Ident::new("__retry", Span::mixed_site());
     let out = Ident::new("__out", Span::mixed_site());
     quote! {
@@ -341,7 +341,8 @@ fn fallback_layer(cx: &Ctx<'_>, f: &FallbackArgs, st: &Ident, inner: &TokenStrea
         input, p, stack, ..
     } = cx;
     let on = classify(p, f.on.as_ref());
-    let (preclones, args) = fallback_args(&cx.params, f.args.as_deref(), input.receiver.as_ref());
+    let (preclones, args) =
+        fallback_args(p, &cx.params, f.args.as_deref(), input.receiver.as_ref());
     let out = Ident::new("__out", Span::mixed_site());
     let err = Ident::new("__err", Span::mixed_site());
     let handler = f
@@ -564,7 +565,11 @@ fn retry_config(p: &TokenStream, r: &RetryArgs) -> TokenStream {
 
 /// Per attempt: clone what is owned (spanned at the parameter, so a missing `Clone` lands
 /// there), reborrow what is `&mut`.
-fn retry_rebinds(params: &[Param], receiver: Option<&Ident>) -> (TokenStream, TokenStream) {
+fn retry_rebinds(
+    p: &TokenStream,
+    params: &[Param],
+    receiver: Option<&Ident>,
+) -> (TokenStream, TokenStream) {
     let mut out = TokenStream::new();
     // A `mut` parameter is only read (cloned) now, each attempt mutating its own copy; one
     // mutable borrow keeps `unused_mut` from firing on the user's `mut`.
@@ -599,14 +604,12 @@ fn retry_rebinds(params: &[Param], receiver: Option<&Ident>) -> (TokenStream, To
                 span,
             } => {
                 let m = mutable.then(|| quote!(mut));
-                out.extend(
-                    quote_spanned!(*span=> let #m #ident = ::core::clone::Clone::clone(&#ident);),
-                );
+                out.extend(quote_spanned!(*span=> let #m #ident = #p::clone_arg(&#ident);));
             }
             Param::Pattern { bindings, span } => {
                 for (ident, mutable) in bindings {
                     let m = mutable.then(|| quote!(mut));
-                    out.extend(quote_spanned!(*span=> let #m #ident = ::core::clone::Clone::clone(&#ident);));
+                    out.extend(quote_spanned!(*span=> let #m #ident = #p::clone_arg(&#ident);));
                 }
             }
             Param::RefSelf { mutable: false }
@@ -621,6 +624,7 @@ fn retry_rebinds(params: &[Param], receiver: Option<&Ident>) -> (TokenStream, To
 
 /// Clones taken before the primary call, and the handler's argument list.
 fn fallback_args(
+    p: &TokenStream,
     params: &[Param],
     only: Option<&[Ident]>,
     receiver: Option<&Ident>,
@@ -641,15 +645,13 @@ fn fallback_args(
             Param::RefSelf { .. } => args.push(this.clone()),
             Param::TypedSelf | Param::OwnedSelf(_) => {
                 let copy = Ident::new("__fb_self", Span::mixed_site());
-                pre.extend(quote!(let #copy = ::core::clone::Clone::clone(&#this);));
+                pre.extend(quote!(let #copy = #p::clone_arg(&#this);));
                 args.push(quote!(#copy));
             }
             Param::Shared(ident) | Param::Unique(ident) => args.push(quote!(#ident)),
             Param::Owned { ident, span, .. } => {
                 let copy = Ident::new(&format!("__fb_{ident}"), Span::mixed_site());
-                pre.extend(
-                    quote_spanned!(*span=> let #copy = ::core::clone::Clone::clone(&#ident);),
-                );
+                pre.extend(quote_spanned!(*span=> let #copy = #p::clone_arg(&#ident);));
                 args.push(quote!(#copy));
             }
             Param::Pattern { .. } | Param::Wild(_) => {}

@@ -351,3 +351,20 @@ pub fn fallback<T, E, C: Classify<E>>(
 pub fn lift<T, E>(out: Result<T, E>) -> Result<T, Outcome<E>> {
     out.map_err(Outcome::Failed)
 }
+
+/// The bound behind `#[retry]`'s per-attempt copies and `#[fallback]`'s argument copies, so a
+/// missing `Clone` says why it is needed. The expansion spans the call at the parameter.
+#[diagnostic::on_unimplemented(
+    message = "`#[retry]` and `#[fallback]` need their own copy of this argument, so `{Self}` must be `Clone`",
+    label = "each attempt (or the fallback handler) gets a clone of this argument",
+    note = "derive or implement `Clone` for `{Self}`, take the argument by reference, or leave it out with `#[fallback(handler, args = (..))]`"
+)]
+pub trait CloneArg: Clone {}
+
+impl<T: Clone> CloneArg for T {}
+
+#[inline]
+#[must_use]
+pub fn clone_arg<T: CloneArg>(x: &T) -> T {
+    x.clone()
+}

@@ -79,7 +79,9 @@ pub fn health() -> HealthReport {
             let ramping = b.is_ramping();
             let critical = b.config().critical;
             let status = match state {
-                CircuitState::Open | CircuitState::ForcedOpen if critical => HealthStatus::Unhealthy,
+                CircuitState::Open | CircuitState::ForcedOpen if critical => {
+                    HealthStatus::Unhealthy
+                }
                 CircuitState::Open | CircuitState::ForcedOpen | CircuitState::HalfOpen => {
                     HealthStatus::Degraded
                 }

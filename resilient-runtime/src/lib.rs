@@ -29,7 +29,9 @@ mod registry;
 mod retry;
 
 pub use bulkhead::{Bulkhead, BulkheadConfig, BulkheadPermit};
-pub use circuit_breaker::{BreakerConfig, BreakerMetrics, CircuitBreaker, CircuitState, Ticket, TripRule};
+pub use circuit_breaker::{
+    BreakerConfig, BreakerMetrics, CircuitBreaker, CircuitState, Ticket, TripRule,
+};
 pub use error::{Error, FromResilience};
 pub use health::{BreakerHealth, HealthReport, HealthStatus, health};
 pub use outcome::Outcome;

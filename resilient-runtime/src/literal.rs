@@ -43,8 +43,16 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
             "ms" => (2, 1_000_000),
             "us" => (1, 1_000),
             "ns" => (0, 1),
-            "" => return Err(format!("`{text}` lacks a unit after `{number}`: {EXPECTED}")),
-            other => return Err(format!("`{text}` has an unknown unit `{other}`: {EXPECTED}")),
+            "" => {
+                return Err(format!(
+                    "`{text}` lacks a unit after `{number}`: {EXPECTED}"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "`{text}` has an unknown unit `{other}`: {EXPECTED}"
+                ));
+            }
         };
         if rank >= last_rank {
             return Err(format!(
@@ -76,7 +84,10 @@ pub(crate) fn check_ratio(value: f64) -> Result<f64, String> {
 }
 
 /// Levenshtein distance, for did-you-mean suggestions on misspelled keys.
-#[allow(dead_code, reason = "the macros use it; the runtime will for config keys")]
+#[allow(
+    dead_code,
+    reason = "the macros use it; the runtime will for config keys"
+)]
 pub(crate) fn did_you_mean<'a>(found: &str, candidates: &[&'a str]) -> Option<&'a str> {
     fn distance(a: &str, b: &str) -> usize {
         let b: Vec<char> = b.chars().collect();
@@ -109,8 +120,22 @@ mod tests {
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("1500us"), Ok(Duration::from_micros(1500)));
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration("1h2m3s4ms5us6ns").map(|d| d.as_nanos()), Ok(3_723_004_005_006));
-        for bad in ["", "ms", "200", "20O ms", "200 ms", "1s1m", "1s1s", "1d", "-1s", "99999999999999999999999h"] {
+        assert_eq!(
+            parse_duration("1h2m3s4ms5us6ns").map(|d| d.as_nanos()),
+            Ok(3_723_004_005_006)
+        );
+        for bad in [
+            "",
+            "ms",
+            "200",
+            "20O ms",
+            "200 ms",
+            "1s1m",
+            "1s1s",
+            "1d",
+            "-1s",
+            "99999999999999999999999h",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
         }
     }
@@ -126,7 +151,10 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(did_you_mean("treshold", &["threshold", "window"]), Some("threshold"));
+        assert_eq!(
+            did_you_mean("treshold", &["threshold", "window"]),
+            Some("threshold")
+        );
         assert_eq!(did_you_mean("zzz", &["threshold", "window"]), None);
     }
 }

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{LazyLock, Mutex, OnceLock};
 
-use crate::{Bulkhead, BulkheadConfig, BreakerConfig, CircuitBreaker, CircuitState, BreakerMetrics};
+use crate::{
+    BreakerConfig, BreakerMetrics, Bulkhead, BulkheadConfig, CircuitBreaker, CircuitState,
+};
 
 /// Where an annotated function is: its derived key (`module_path::fn_name`), file and line.
 #[derive(Debug)]
@@ -59,7 +61,9 @@ static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
     // A panic while holding the lock cannot leave the maps inconsistent (every update is a
     // single insert), so a poisoned lock is still usable.
-    REGISTRY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    REGISTRY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// How a site names its policy.
@@ -135,7 +139,11 @@ pub struct BreakerSite {
 impl BreakerSite {
     /// A breaker with this configuration; `name` shares it with other sites.
     #[must_use]
-    pub const fn new(site: &'static Site, name: Option<&'static str>, config: BreakerConfig) -> Self {
+    pub const fn new(
+        site: &'static Site,
+        name: Option<&'static str>,
+        config: BreakerConfig,
+    ) -> Self {
         BreakerSite {
             site,
             naming: match name {
@@ -204,7 +212,11 @@ pub struct BulkheadSite {
 impl BulkheadSite {
     /// A bulkhead with this configuration; `name` shares it with other sites.
     #[must_use]
-    pub const fn new(site: &'static Site, name: Option<&'static str>, config: BulkheadConfig) -> Self {
+    pub const fn new(
+        site: &'static Site,
+        name: Option<&'static str>,
+        config: BulkheadConfig,
+    ) -> Self {
         BulkheadSite {
             site,
             naming: match name {
@@ -238,8 +250,15 @@ impl BulkheadSite {
                 self.config,
                 |name, config| {
                     Bulkhead::new(name, config).unwrap_or_else(|_| {
-                        Bulkhead::new(name, BulkheadConfig { pool: 1, queue: 0, max_wait: None })
-                            .unwrap_or_else(|_| unreachable!("pool 1 is valid"))
+                        Bulkhead::new(
+                            name,
+                            BulkheadConfig {
+                                pool: 1,
+                                queue: 0,
+                                max_wait: None,
+                            },
+                        )
+                        .unwrap_or_else(|_| unreachable!("pool 1 is valid"))
                     })
                 },
             )
@@ -315,7 +334,10 @@ impl BulkheadHandle {
 pub fn breaker(name: &str) -> Option<BreakerHandle> {
     let reg = registry();
     let entry = reg.breakers.get(name)?;
-    entry.ambiguous_with.is_none().then_some(BreakerHandle(entry.policy))
+    entry
+        .ambiguous_with
+        .is_none()
+        .then_some(BreakerHandle(entry.policy))
 }
 
 /// The bulkhead registered under `name`; see [`breaker`] for the naming rules.
@@ -323,7 +345,10 @@ pub fn breaker(name: &str) -> Option<BreakerHandle> {
 pub fn bulkhead(name: &str) -> Option<BulkheadHandle> {
     let reg = registry();
     let entry = reg.bulkheads.get(name)?;
-    entry.ambiguous_with.is_none().then_some(BulkheadHandle(entry.policy))
+    entry
+        .ambiguous_with
+        .is_none()
+        .then_some(BulkheadHandle(entry.policy))
 }
 
 /// Conflicting declarations found by [`check`].
