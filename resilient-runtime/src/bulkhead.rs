@@ -1,7 +1,7 @@
 //! The bulkhead: at most `pool` calls at once, up to `queue` more waiting in FIFO order.
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, SemaphorePermit};

@@ -25,8 +25,8 @@
 //! lock, no allocation, and (for the count rules) no clock read on success.
 
 use std::fmt;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::Mutex;
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;

@@ -27,6 +27,7 @@ pub(crate) mod literal;
 mod outcome;
 mod registry;
 mod retry;
+mod sync;
 
 pub use bulkhead::{Bulkhead, BulkheadConfig, BulkheadPermit};
 pub use circuit_breaker::{
