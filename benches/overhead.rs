@@ -19,13 +19,14 @@
 
 use std::future::Future;
 use std::hint::black_box;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
+use resilient::{BreakerConfig, CircuitBreaker, TripRule};
 use resilient::{bulkhead, circuit_breaker, fallback, retry, timeout};
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
@@ -174,6 +175,75 @@ impl IdealBreaker {
             self.open.store(1, Ordering::Release);
         }
         out
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Prototypes: the same work through the runtime's public API, without the expansion's nested
+// adapter futures. They show what the runtime primitives cost by themselves, and what a flat
+// expansion (synchronous admission/completion calls around one future) would cost today.
+// ---------------------------------------------------------------------------------------
+
+fn count_config() -> BreakerConfig {
+    BreakerConfig::new(TripRule::RateOverCalls {
+        failure_rate: 0.5,
+        last: 100,
+        min_calls: 100,
+    })
+}
+
+fn time_config() -> BreakerConfig {
+    BreakerConfig::new(TripRule::RateOverTime {
+        failure_rate: 0.5,
+        window: Duration::from_secs(10),
+        min_calls: 20,
+    })
+}
+
+static PROTO_COUNT: LazyLock<CircuitBreaker> =
+    LazyLock::new(|| CircuitBreaker::new("proto-count", count_config()).expect("valid"));
+static PROTO_TIME: LazyLock<CircuitBreaker> =
+    LazyLock::new(|| CircuitBreaker::new("proto-time", time_config()).expect("valid"));
+static PROTO_STACK_BREAKER: LazyLock<CircuitBreaker> =
+    LazyLock::new(|| CircuitBreaker::new("proto-stack", time_config()).expect("valid"));
+static PROTO_PERMITS: Semaphore = Semaphore::const_new(10);
+
+/// `CircuitBreaker::try_acquire` + `record` called directly around the body.
+async fn proto_breaker(breaker: &CircuitBreaker, x: u64) -> Result<u64, E> {
+    let ticket = breaker.try_acquire()?;
+    let out = op(x).await;
+    breaker.record(ticket, out.is_err());
+    out
+}
+
+/// The full stack's success path written flat: fallback > retry(2) > breaker (time window) >
+/// timeout(200ms) > bulkhead(10), one `async fn` with synchronous admission and completion
+/// around a single `tokio::time::timeout`.
+async fn proto_flat_stack(x: u64) -> Result<u64, E> {
+    let mut attempt = 1;
+    let out = loop {
+        let out = match PROTO_STACK_BREAKER.try_acquire() {
+            Err(e) => Err(E::from(e)),
+            Ok(ticket) => {
+                let out = match PROTO_PERMITS.try_acquire() {
+                    Err(_) => Err(E::from(resilient::Error::BulkheadFull { name: "proto" })),
+                    Ok(_permit) => tokio::time::timeout(Duration::from_millis(200), op(x))
+                        .await
+                        .unwrap_or_else(|_| Err(E::Down)),
+                };
+                PROTO_STACK_BREAKER.record(ticket, out.is_err());
+                out
+            }
+        };
+        if out.is_ok() || attempt >= 2 {
+            break out;
+        }
+        attempt += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    match out {
+        Ok(v) => Ok(v),
+        Err(e) => fallback_handler(x, e).await,
     }
 }
 
@@ -362,6 +432,17 @@ fn cases(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, mode: Mode) {
         .await);
     case!(g, rt, mode, "ours_full_stack_count", |s| (), |x| {
         full_stack_count(x).await
+    });
+
+    // --- prototypes: the runtime primitives without the adapters ----------------------------
+    case!(g, rt, mode, "proto_breaker_count_direct", |s| (), |x| {
+        proto_breaker(&PROTO_COUNT, x).await
+    });
+    case!(g, rt, mode, "proto_breaker_time_direct", |s| (), |x| {
+        proto_breaker(&PROTO_TIME, x).await
+    });
+    case!(g, rt, mode, "proto_flat_stack", |s| (), |x| {
+        proto_flat_stack(x).await
     });
 
     // --- tokio ---------------------------------------------------------------------------
@@ -589,9 +670,10 @@ fn overhead(c: &mut Criterion) {
 
 fn config() -> Criterion {
     Criterion::default()
-        .warm_up_time(Duration::from_millis(250))
-        .measurement_time(Duration::from_millis(900))
+        .warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_millis(800))
         .sample_size(30)
+        .nresamples(10_000)
         .without_plots()
 }
 

@@ -26,6 +26,8 @@ echo "== machine"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') x $(nproc)"
   echo "memory: $(free -g | awk '/Mem:/ {print $2}') GiB"
   echo "kernel: $(uname -r)"
+  echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+    "($(git -C "$ROOT" status --porcelain -- resilient-runtime resilient-macros src 2>/dev/null | wc -l) uncommitted source files)"
   echo "rustc: $(rustc --version)"
   echo "clocksource: $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null || echo unknown)"
   echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"

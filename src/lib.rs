@@ -172,7 +172,7 @@ pub use resilient_runtime::{
     BreakerConfig, BreakerHandle, BreakerHealth, BreakerMetrics, Bulkhead, BulkheadConfig,
     BulkheadHandle, BulkheadPermit, CheckError, CircuitBreaker, CircuitState, Error,
     FromResilience, HealthReport, HealthStatus, Jitter, Outcome, RetryConfig, Site, Strategy,
-    Ticket, TripRule, breaker, bulkhead, check, health, parse_duration,
+    Ticket, TripRule, breaker, bulkhead, check, config, health, policies, parse_duration,
 };
 
 #[doc(hidden)]

@@ -133,13 +133,15 @@ pub(crate) fn body(input: &Input<'_>) -> TokenStream {
     let fn_name = input.sig.ident.to_string();
     let line = quote_spanned!(input.sig.ident.span()=> ::core::line!());
     let site = quote! {
-        const __RESILIENT_KEY: &str = ::core::concat!(::core::module_path!(), "::", #fn_name);
-        static __RESILIENT_SITE: #p::Site = #p::Site::new(__RESILIENT_KEY, ::core::file!(), #line);
+        static __RESILIENT_SITE: #p::Site = #p::Site::new(
+            ::core::concat!(::core::module_path!(), "::", #fn_name), ::core::file!(), #line,
+        );
     };
 
     // Innermost first: the body, then each layer around it, in reverse source order.
     let mut expr = innermost(&cx);
     let mut statics = Vec::with_capacity(input.policies.len());
+    let mut decls = Vec::with_capacity(input.policies.len());
     let mut counts = [0usize; 5];
     for (index, policy) in input.policies.iter().enumerate().rev() {
         let kind_index = Kind::ALL
@@ -152,11 +154,32 @@ pub(crate) fn body(input: &Input<'_>) -> TokenStream {
             static_name = format!("{static_name}_{}", counts[kind_index]);
         }
         let st = Ident::new(&static_name, Span::call_site());
+        let variant = Ident::new(
+            match policy.kind {
+                Kind::CircuitBreaker => "Breaker",
+                Kind::Timeout => "Timeout",
+                Kind::Bulkhead => "Bulkhead",
+                Kind::Retry => "Retry",
+                Kind::Fallback => "Fallback",
+            },
+            Span::call_site(),
+        );
+        decls.push(quote!(#p::Decl::#variant(&#st)));
         let (item, wrapped) = layer(&cx, index, policy, &st, &expr);
         statics.push(item);
         expr = wrapped;
     }
     statics.reverse();
+    decls.reverse();
+    let n = decls.len();
+    // Link-time registration: `resilient::policies()` lists this function before any call.
+    let registration = quote! {
+        static __RESILIENT_POLICIES: [#p::Decl; #n] = [#(#decls),*];
+        #p::inventory::submit!(#p::Registration {
+            site: &__RESILIENT_SITE,
+            policies: &__RESILIENT_POLICIES,
+        });
+    };
 
     let rejects = input.policies.iter().any(|p| {
         matches!(
@@ -189,6 +212,7 @@ pub(crate) fn body(input: &Input<'_>) -> TokenStream {
     quote! {
         #site
         #(#statics)*
+        #registration
         #(#warning_items)*
         #(#warning_uses)*
         let #stack = #make_stack;
@@ -244,13 +268,6 @@ fn layer(
     let Ctx {
         input, p, stack, ..
     } = cx;
-    let name = policy.name.as_ref().map_or_else(
-        || quote!(__RESILIENT_KEY),
-        |n| {
-            let s = &n.value;
-            quote!(#s)
-        },
-    );
     let opt_name = policy.name.as_ref().map_or_else(
         || quote!(::core::option::Option::None),
         |n| {
@@ -287,7 +304,7 @@ fn layer(
                     .map_or(Duration::from_secs(1), |d| d.value),
             );
             (
-                quote!(static #st: #p::TimeoutSite = #p::TimeoutSite { name: #name, limit: #limit };),
+                quote!(static #st: #p::TimeoutSite = #p::TimeoutSite::new(&__RESILIENT_SITE, #opt_name, #limit);),
                 quote!(#p::timeout(&#st, #inner)),
             )
         }
@@ -301,12 +318,15 @@ fn layer(
         Args::Retry(r) => {
             let config = retry_config(p, r);
             (
-                quote!(static #st: #p::RetrySite = #p::RetrySite { name: #name, config: #config };),
+                quote!(static #st: #p::RetrySite = #p::RetrySite::new(&__RESILIENT_SITE, #opt_name, #config);),
                 retry_layer(cx, r, st, inner),
             )
         }
         Args::Fallback(f) => (
-            quote!(static #st: #p::FallbackSite = #p::FallbackSite { name: #name };),
+            {
+                let handler = f.handler.as_ref().map(|h| quote!(#h).to_string().replace(' ', "")).unwrap_or_default();
+                quote!(static #st: #p::FallbackSite = #p::FallbackSite::new(&__RESILIENT_SITE, #opt_name, #handler);)
+            },
             fallback_layer(cx, f, st, inner),
         ),
     }

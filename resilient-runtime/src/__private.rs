@@ -15,9 +15,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::circuit_breaker::TicketGuard;
+use crate::live::Live;
 use crate::{Error, Outcome};
 
-pub use crate::registry::{BreakerSite, BulkheadSite, Site};
+pub use crate::registry::{BreakerSite, BulkheadSite, Decl, Registration, Site};
+pub use inventory;
 pub use crate::{BreakerConfig, BulkheadConfig, Jitter, RetryConfig, Strategy, TripRule};
 pub use core::ops::ControlFlow as Flow;
 pub use core::time::Duration as Dur;
@@ -150,8 +152,33 @@ where
 /// The static an expansion declares for a `#[timeout]`.
 #[derive(Debug)]
 pub struct TimeoutSite {
-    pub name: &'static str,
-    pub limit: Duration,
+    pub(crate) site: &'static Site,
+    name: Option<&'static str>,
+    pub(crate) limit: Live<Duration>,
+}
+
+impl TimeoutSite {
+    pub(crate) fn explicit(&self) -> bool {
+        self.name.is_some()
+    }
+
+    #[must_use]
+    pub const fn new(site: &'static Site, name: Option<&'static str>, limit: Duration) -> Self {
+        TimeoutSite {
+            site,
+            name,
+            limit: Live::new(limit),
+        }
+    }
+
+    /// `name`, or the function's key.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self.name {
+            Some(n) => n,
+            None => self.site.key,
+        }
+    }
 }
 
 /// `#[timeout]`: the inner future is dropped at the deadline.
@@ -166,11 +193,12 @@ where
     F: Future<Output = Result<T, Outcome<E>>>,
 {
     if tokio::runtime::Handle::try_current().is_err() {
-        return Err(Outcome::Rejected(Error::NoRuntime { name: site.name }));
+        return Err(Outcome::Rejected(Error::NoRuntime { name: site.name() }));
     }
+    let limit = *site.limit.get();
     let start = Instant::now();
     // A limit too large for the clock never expires.
-    let Some(deadline) = start.checked_add(site.limit) else {
+    let Some(deadline) = start.checked_add(limit) else {
         return fut.await;
     };
     if let Ok(out) = tokio::time::timeout_at(deadline, fut).await {
@@ -180,10 +208,10 @@ where
         }
         out
     } else {
-        crate::events::timed_out(site.name, site.limit);
+        crate::events::timed_out(site.name(), limit);
         Err(Outcome::Rejected(Error::Timeout {
-            name: site.name,
-            after: site.limit,
+            name: site.name(),
+            after: limit,
         }))
     }
 }
@@ -192,8 +220,8 @@ where
 fn overran(site: &'static TimeoutSite, took: Duration) {
     tracing::warn!(
         target: "resilient",
-        name = site.name,
-        limit = ?site.limit,
+        name = site.name(),
+        limit = ?site.limit.get(),
         took = ?took,
         "call overran its timeout without yielding; its result is returned"
     );
@@ -212,8 +240,33 @@ where
 /// The static an expansion declares for a `#[retry]`.
 #[derive(Debug)]
 pub struct RetrySite {
-    pub name: &'static str,
-    pub config: RetryConfig,
+    pub(crate) site: &'static Site,
+    name: Option<&'static str>,
+    pub(crate) config: Live<RetryConfig>,
+}
+
+impl RetrySite {
+    pub(crate) fn explicit(&self) -> bool {
+        self.name.is_some()
+    }
+
+    #[must_use]
+    pub const fn new(site: &'static Site, name: Option<&'static str>, config: RetryConfig) -> Self {
+        RetrySite {
+            site,
+            name,
+            config: Live::new(config),
+        }
+    }
+
+    /// `name`, or the function's key.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self.name {
+            Some(n) => n,
+            None => self.site.key,
+        }
+    }
 }
 
 /// One call's retry state. The attempt loop itself is in the expansion, so each attempt can
@@ -244,14 +297,14 @@ impl<E> Retry<E> {
             site,
             stack,
             attempt: 1,
-            started: site.config.max_duration.map(|_| Instant::now()),
+            started: site.config.get().max_duration.map(|_| Instant::now()),
             previous: None,
         }
     }
 
     /// Has `max_duration` run out by `extra` from now?
     fn out_of_time(&self, extra: Duration) -> bool {
-        match (self.site.config.max_duration, self.started) {
+        match (self.site.config.get().max_duration, self.started) {
             (Some(limit), Some(started)) => started.elapsed().saturating_add(extra) >= limit,
             _ => false,
         }
@@ -269,7 +322,7 @@ impl<E> Retry<E> {
             Ok(v) => return ControlFlow::Break(Ok(v)),
             Err(e) => e,
         };
-        let config = &self.site.config;
+        let config = self.site.config.get();
         if self.attempt >= config.attempts {
             return ControlFlow::Break(Err(err));
         }
@@ -289,16 +342,16 @@ impl<E> Retry<E> {
             return ControlFlow::Break(Err(err));
         }
         if delay.is_zero() {
-            crate::events::retrying(self.site.name, self.attempt + 1, delay);
+            crate::events::retrying(self.site.name(), self.attempt + 1, delay);
         } else {
             if tokio::runtime::Handle::try_current().is_err() {
-                let name = self.site.name;
+                let name = self.site.name();
                 return ControlFlow::Break(Err(match self.stack.conv {
                     Some(_) => Outcome::Rejected(Error::NoRuntime { name }),
                     None => err,
                 }));
             }
-            crate::events::retrying(self.site.name, self.attempt + 1, delay);
+            crate::events::retrying(self.site.name(), self.attempt + 1, delay);
             tokio::time::sleep(delay).await;
             // The timer may wake up to a millisecond late.
             if self.out_of_time(Duration::ZERO) {
@@ -314,7 +367,34 @@ impl<E> Retry<E> {
 /// The static an expansion declares for a `#[fallback]`.
 #[derive(Debug)]
 pub struct FallbackSite {
-    pub name: &'static str,
+    pub(crate) site: &'static Site,
+    name: Option<&'static str>,
+    /// The handler's path as written, for the strategy listing.
+    pub(crate) handler: &'static str,
+}
+
+impl FallbackSite {
+    pub(crate) fn explicit(&self) -> bool {
+        self.name.is_some()
+    }
+
+    #[must_use]
+    pub const fn new(site: &'static Site, name: Option<&'static str>, handler: &'static str) -> Self {
+        FallbackSite {
+            site,
+            name,
+            handler,
+        }
+    }
+
+    /// `name`, or the function's key.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self.name {
+            Some(n) => n,
+            None => self.site.key,
+        }
+    }
 }
 
 /// `#[fallback]`: `Continue(err)` when the handler should run with `err`, else `Break` with
@@ -331,12 +411,12 @@ pub fn fallback<T, E, C: Classify<E>>(
         Ok(v) => ControlFlow::Break(Ok(v)),
         Err(o) if on.accepts(stack, &o) => match o {
             Outcome::Failed(e) => {
-                crate::events::fallback(site.name);
+                crate::events::fallback(site.name());
                 ControlFlow::Continue(e)
             }
             Outcome::Rejected(r) => match stack.conv {
                 Some(conv) => {
-                    crate::events::fallback(site.name);
+                    crate::events::fallback(site.name());
                     ControlFlow::Continue(conv(r))
                 }
                 None => ControlFlow::Break(Err(Outcome::Rejected(r))),

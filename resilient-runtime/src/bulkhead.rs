@@ -1,12 +1,34 @@
 //! The bulkhead: at most `pool` calls at once, up to `queue` more waiting in FIFO order.
+//!
+//! It is a small fair semaphore of its own rather than tokio's, so that the loom model tests
+//! (`tests/loom.rs`, built with `--cfg loom`) can explore every interleaving of acquire, release,
+//! waiter drop and reconfiguration: all of its state sits behind one mutex of the `sync` shim.
+//!
+//! # How permits move
+//!
+//! - `held` counts the permits given out: running calls, plus waiters that were handed a permit
+//!   but have not been polled since.
+//! - A caller takes a free permit at once only when nobody is queued (no barging past waiters).
+//! - A released permit goes straight to the waiter at the front of the queue, which is removed
+//!   from the queue in the same critical section: the queue holds only callers still waiting.
+//! - A waiter whose id is no longer in the queue was handed a permit. If it is dropped before
+//!   it sees the permit, its drop releases that permit (to the next waiter): never lost.
+//! - The queue's ids increase from front to back, so a waiter finds itself by binary search.
+//!
+//! Invariant: whenever the queue is not empty, `held >= pool`.
 
+use std::collections::VecDeque;
 use std::fmt;
-use crate::sync::{AtomicUsize, Ordering};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, SemaphorePermit};
-
 use crate::Error;
+use crate::sync::Mutex;
+
+/// The largest `pool` accepted (the same bound as tokio's semaphore).
+const MAX_POOL: usize = usize::MAX >> 3;
 
 /// Everything a [`Bulkhead`] is configured with. See DESIGN.md section 4.3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,8 +50,8 @@ impl BulkheadConfig {
         if self.pool == 0 {
             return Err("`pool` must be at least 1".into());
         }
-        if self.pool > Semaphore::MAX_PERMITS {
-            return Err(format!("`pool` may not exceed {}", Semaphore::MAX_PERMITS));
+        if self.pool > MAX_POOL {
+            return Err(format!("`pool` may not exceed {MAX_POOL}"));
         }
         if self.max_wait.is_some() && self.queue == 0 {
             return Err(
@@ -45,38 +67,93 @@ impl BulkheadConfig {
 
 /// A bulkhead. The permit of an admitted call is an RAII guard: released on success, error,
 /// panic and drop, exactly once. A queued caller that is dropped leaves the queue at once.
+///
+/// The configuration can be changed while calls run, with [`Bulkhead::reconfigure`].
 pub struct Bulkhead {
     name: &'static str,
+    state: Mutex<State>,
+}
+
+/// Everything behind the bulkhead's one lock.
+struct State {
     config: BulkheadConfig,
-    permits: Semaphore,
-    queued: AtomicUsize,
+    /// Permits given out: running calls and waiters handed a permit they have not seen yet.
+    held: usize,
+    /// Callers waiting, oldest first; ids strictly increase from front to back.
+    waiters: VecDeque<Waiter>,
+    /// The id of the next caller to queue.
+    next_id: u64,
+}
+
+struct Waiter {
+    id: u64,
+    /// `None` until the waiting future is polled.
+    waker: Option<Waker>,
+}
+
+impl State {
+    fn position(&self, id: u64) -> Result<usize, usize> {
+        self.waiters.binary_search_by_key(&id, |w| w.id)
+    }
+
+    /// Gives one permit back and hands it to the first waiter if the pool has room (it may
+    /// not, after a reconfiguration to a smaller pool). Returns the waker to wake.
+    fn release(&mut self) -> Option<Waker> {
+        self.held = self.held.saturating_sub(1);
+        self.grant().and_then(|w| w.waker)
+    }
+
+    /// Hands a free permit to the first waiter, if there are both, and returns that waiter
+    /// (a waiter not polled yet has no waker: it finds its permit at its first poll).
+    fn grant(&mut self) -> Option<Waiter> {
+        if self.held >= self.config.pool {
+            return None;
+        }
+        let waiter = self.waiters.pop_front()?;
+        self.held += 1;
+        Some(waiter)
+    }
 }
 
 impl fmt::Debug for Bulkhead {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (config, held, queued) = self.with(|s| (s.config, s.held, s.waiters.len()));
         f.debug_struct("Bulkhead")
             .field("name", &self.name)
-            .field("config", &self.config)
-            .field("in_flight", &self.in_flight())
-            .field("queued", &self.queued())
-            .field("available", &self.available())
+            .field("config", &config)
+            .field("in_flight", &held)
+            .field("queued", &queued)
+            .field("available", &config.pool.saturating_sub(held))
             .finish_non_exhaustive()
     }
 }
 
-/// Proof of admission into a [`Bulkhead`]; dropping it frees the place.
-#[derive(Debug)]
+/// Proof of admission into a [`Bulkhead`]; dropping it frees the place (exactly once).
 pub struct BulkheadPermit<'a> {
-    _permit: SemaphorePermit<'a>,
+    bulkhead: &'a Bulkhead,
 }
 
-/// Decrements the queue count however the wait ends (permit, timeout or drop).
-struct QueuePlace<'a>(&'a AtomicUsize);
-
-impl Drop for QueuePlace<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+impl fmt::Debug for BulkheadPermit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BulkheadPermit")
+            .field("bulkhead", &self.bulkhead.name)
+            .finish()
     }
+}
+
+impl Drop for BulkheadPermit<'_> {
+    fn drop(&mut self) {
+        self.bulkhead.release();
+    }
+}
+
+/// What a caller found on arrival.
+enum Arrival {
+    /// A free permit, taken.
+    Admitted,
+    /// Queued under this id, with the `max_wait` in force when it arrived and the queue's
+    /// length after it joined.
+    Queued(u64, Option<Duration>, usize),
 }
 
 impl Bulkhead {
@@ -88,10 +165,23 @@ impl Bulkhead {
         config.validate()?;
         Ok(Bulkhead {
             name,
-            config,
-            permits: Semaphore::new(config.pool),
-            queued: AtomicUsize::new(0),
+            state: Mutex::new(State {
+                config,
+                held: 0,
+                waiters: VecDeque::new(),
+                next_id: 0,
+            }),
         })
+    }
+
+    /// Runs `f` under the lock. Nothing in `f` calls user code or wakes a task, so no panic
+    /// can leave the state half-updated; a poisoned lock is used as it is.
+    fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut state)
     }
 
     /// The bulkhead's name.
@@ -100,85 +190,124 @@ impl Bulkhead {
         self.name
     }
 
-    /// The bulkhead's configuration.
+    /// The bulkhead's configuration now (a copy: [`reconfigure`](Self::reconfigure) may
+    /// change it at any time).
     #[must_use]
-    pub fn config(&self) -> &BulkheadConfig {
-        &self.config
+    pub fn config(&self) -> BulkheadConfig {
+        self.with(|s| s.config)
     }
 
-    /// Calls running now.
+    /// Calls running now (permits given out). After a reconfiguration to a smaller pool this
+    /// may exceed `pool` until the extra calls finish.
     #[must_use]
     pub fn in_flight(&self) -> usize {
-        self.config
-            .pool
-            .saturating_sub(self.permits.available_permits())
+        self.with(|s| s.held)
     }
 
     /// Callers waiting for a permit now.
     #[must_use]
     pub fn queued(&self) -> usize {
-        self.queued.load(Ordering::Acquire)
+        self.with(|s| s.waiters.len())
     }
 
     /// Free permits now.
     #[must_use]
     pub fn available(&self) -> usize {
-        self.permits.available_permits()
+        self.with(|s| s.config.pool.saturating_sub(s.held))
+    }
+
+    /// Changes the configuration of a live bulkhead.
+    ///
+    /// - A larger `pool` hands the new permits to queued callers at once.
+    /// - A smaller `pool` admits no one until the calls in flight drop below it; calls in
+    ///   flight keep their permits.
+    /// - `queue` and `max_wait` apply to callers arriving after the change; callers already
+    ///   queued keep their place (even beyond a smaller `queue`) and their deadline.
+    ///
+    /// # Errors
+    /// When [`BulkheadConfig::validate`] rejects `config`; nothing changes then.
+    pub fn reconfigure(&self, config: BulkheadConfig) -> Result<(), String> {
+        config.validate()?;
+        let wake = self.with(|s| {
+            s.config = config;
+            let mut wake = Vec::new();
+            while let Some(waiter) = s.grant() {
+                wake.extend(waiter.waker);
+            }
+            wake
+        });
+        wake.into_iter().for_each(Waker::wake);
+        Ok(())
+    }
+
+    fn release(&self) {
+        if let Some(waker) = self.with(State::release) {
+            waker.wake();
+        }
+    }
+
+    /// Takes a free permit, or a place in the queue, or fails at once.
+    fn arrive(&self) -> Result<Arrival, Error> {
+        let name = self.name;
+        let arrival = self.with(|state| {
+            let config = state.config;
+            if state.waiters.is_empty() && state.held < config.pool {
+                state.held += 1;
+                return Ok(Arrival::Admitted);
+            }
+            if state.waiters.len() >= config.queue {
+                return Err(Error::BulkheadFull { name });
+            }
+            // Only a queued caller with `max_wait` needs a timer, hence a runtime.
+            if config.max_wait.is_some() && tokio::runtime::Handle::try_current().is_err() {
+                return Err(Error::NoRuntime { name });
+            }
+            let id = state.next_id;
+            state.next_id += 1;
+            state.waiters.push_back(Waiter { id, waker: None });
+            Ok(Arrival::Queued(id, config.max_wait, state.waiters.len()))
+        });
+        match &arrival {
+            Ok(Arrival::Queued(_, _, depth)) => crate::events::bulkhead_queued(name, *depth),
+            Err(Error::BulkheadFull { .. }) => crate::events::bulkhead_rejected(name),
+            _ => {}
+        }
+        arrival
     }
 
     /// Takes a permit, waiting in the queue if there is room.
     ///
     /// # Errors
-    /// [`Error::BulkheadFull`] when the pool and the queue are full, or after `max_wait`.
+    /// [`Error::BulkheadFull`] when the pool and the queue are full, or after `max_wait`;
+    /// [`Error::NoRuntime`] when the caller would queue with a `max_wait` outside a tokio
+    /// runtime (the timer needs one).
     #[inline]
     pub async fn acquire(&self) -> Result<BulkheadPermit<'_>, Error> {
-        if let Ok(permit) = self.permits.try_acquire() {
-            return Ok(BulkheadPermit { _permit: permit });
+        match self.arrive()? {
+            Arrival::Admitted => Ok(BulkheadPermit { bulkhead: self }),
+            Arrival::Queued(id, max_wait, _) => self.wait(id, max_wait).await,
         }
-        self.acquire_queued().await
     }
 
-    async fn acquire_queued(&self) -> Result<BulkheadPermit<'_>, Error> {
-        let full = || {
-            crate::events::bulkhead_rejected(self.name);
-            Error::BulkheadFull { name: self.name }
+    async fn wait(&self, id: u64, max_wait: Option<Duration>) -> Result<BulkheadPermit<'_>, Error> {
+        let mut waiting = Waiting {
+            bulkhead: self,
+            id,
+            done: false,
         };
-        // Reserve a queue place, or give up at once.
-        let mut queued = self.queued.load(Ordering::Acquire);
-        loop {
-            if queued >= self.config.queue {
-                return Err(full());
-            }
-            match self.queued.compare_exchange_weak(
-                queued,
-                queued + 1,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break,
-                Err(q) => queued = q,
-            }
+        match max_wait {
+            None => Ok((&mut waiting).await),
+            // The inner future is polled before the timer, so a permit handed over by the
+            // deadline is taken; one handed over just after goes back through `Waiting`'s drop.
+            Some(limit) => match tokio::time::timeout(limit, &mut waiting).await {
+                Ok(permit) => Ok(permit),
+                Err(_) => {
+                    drop(waiting);
+                    crate::events::bulkhead_rejected(self.name);
+                    Err(Error::BulkheadFull { name: self.name })
+                }
+            },
         }
-        let _place = QueuePlace(&self.queued);
-        crate::events::bulkhead_queued(self.name, queued + 1);
-        // tokio's semaphore is fair (FIFO), and dropping `acquire()` leaves its wait list.
-        let wait = self.permits.acquire();
-        let permit = match self.config.max_wait {
-            None => wait.await,
-            Some(limit) => {
-                if tokio::runtime::Handle::try_current().is_err() {
-                    return Err(Error::NoRuntime { name: self.name });
-                }
-                match tokio::time::timeout(limit, wait).await {
-                    Ok(p) => p,
-                    Err(_) => return Err(full()),
-                }
-            }
-        };
-        // The semaphore is never closed, so `acquire` cannot fail; treat it as full if it did.
-        permit
-            .map(|p| BulkheadPermit { _permit: p })
-            .map_err(|_| full())
     }
 
     /// Runs `fut` while holding a permit, for code that does not use the attributes.
@@ -192,5 +321,64 @@ impl Bulkhead {
     {
         let _permit = self.acquire().await?;
         fut.await
+    }
+}
+
+/// A queued caller. Ready once it was handed a permit; dropped while queued, it leaves the
+/// queue; dropped after being handed a permit it has not taken, it gives the permit back.
+struct Waiting<'a> {
+    bulkhead: &'a Bulkhead,
+    id: u64,
+    /// The permit was taken (by a `Ready`): the drop has nothing to do.
+    done: bool,
+}
+
+impl<'a> Future for Waiting<'a> {
+    type Output = BulkheadPermit<'a>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.done {
+            // Polled again after `Ready`: only a misuse gets here; never hand out a second
+            // permit.
+            return Poll::Pending;
+        }
+        let id = self.id;
+        let granted = self.bulkhead.with(|state| match state.position(id) {
+            Ok(at) => {
+                match &mut state.waiters[at].waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    slot => *slot = Some(cx.waker().clone()),
+                }
+                false
+            }
+            Err(_) => true,
+        });
+        if !granted {
+            return Poll::Pending;
+        }
+        self.done = true;
+        Poll::Ready(BulkheadPermit {
+            bulkhead: self.bulkhead,
+        })
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let id = self.id;
+        let waker = self.bulkhead.with(|state| match state.position(id) {
+            Ok(at) => {
+                state.waiters.remove(at);
+                None
+            }
+            // Handed a permit it never took: pass it on.
+            Err(_) => state.release(),
+        });
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }

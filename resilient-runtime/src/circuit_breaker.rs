@@ -32,6 +32,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::Error;
+use crate::live::Live;
 
 /// Which outcomes open the breaker. See DESIGN.md section 4.1 and the crate docs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -293,7 +294,7 @@ enum TicketKind {
 /// own with [`CircuitBreaker::call`].
 pub struct CircuitBreaker {
     name: &'static str,
-    config: BreakerConfig,
+    settings: Live<Settings>,
     base: Instant,
     word: AtomicU64,
     /// Nanoseconds since `base` at which the open period of generation `open_gen` ends. Only the
@@ -321,7 +322,7 @@ impl fmt::Debug for CircuitBreaker {
         f.debug_struct("CircuitBreaker")
             .field("name", &self.name)
             .field("state", &self.state())
-            .field("config", &self.config)
+            .field("config", self.config())
             .finish_non_exhaustive()
     }
 }
@@ -353,7 +354,6 @@ impl CircuitBreaker {
         config.validate()?;
         Ok(CircuitBreaker {
             name,
-            config,
             base: Instant::now(),
             word: AtomicU64::new(CLOSED),
             open_until: AtomicU64::new(0),
@@ -364,6 +364,7 @@ impl CircuitBreaker {
             ramp_credit: AtomicU64::new(0),
             rejections: AtomicU64::new(0),
             window: Window::new(&config.rule),
+            settings: Live::new(Settings { config, window: None }),
         })
     }
 
@@ -376,7 +377,30 @@ impl CircuitBreaker {
     /// The breaker's configuration.
     #[must_use]
     pub fn config(&self) -> &BreakerConfig {
-        &self.config
+        &self.settings.get().config
+    }
+
+    /// The window of the current rule: the one built at creation, or the one a rule change
+    /// started.
+    fn window(&self) -> &Window {
+        self.settings.get().window.unwrap_or(&self.window)
+    }
+
+    /// Changes the configuration of a live breaker. The state is kept; a change of the trip
+    /// rule starts a new, empty window. Calls admitted before the change finish under it.
+    ///
+    /// # Errors
+    /// When [`BreakerConfig::validate`] rejects the configuration; nothing is changed then.
+    pub fn reconfigure(&self, config: BreakerConfig) -> Result<(), String> {
+        config.validate()?;
+        let current = self.settings.get();
+        let window = if current.config.rule == config.rule {
+            current.window
+        } else {
+            Some(&*Box::leak(Box::new(Window::new(&config.rule))))
+        };
+        self.settings.set(Settings { config, window });
+        Ok(())
     }
 
     fn now_nanos(&self) -> u64 {
@@ -416,8 +440,8 @@ impl CircuitBreaker {
     /// A snapshot of the counters. Never counts as a call, never takes a trial slot.
     #[must_use]
     pub fn metrics(&self) -> BreakerMetrics {
-        let (calls, failures) = self.window.counts(self.now_nanos());
-        let failure_rate = match self.config.rule {
+        let (calls, failures) = self.window().counts(self.now_nanos());
+        let failure_rate = match self.config().rule {
             TripRule::RateOverTime { min_calls, .. }
             | TripRule::RateOverCalls { min_calls, .. }
                 if calls >= u64::from(min_calls) && calls > 0 =>
@@ -453,7 +477,7 @@ impl CircuitBreaker {
     }
 
     fn manual(&self, state: u64, to: CircuitState) {
-        self.window.clear();
+        self.window().clear();
         let mut word = self.word.load(Ordering::Acquire);
         loop {
             match self.word.compare_exchange_weak(
@@ -500,7 +524,7 @@ impl CircuitBreaker {
         if word & RAMPING == 0 {
             return None;
         }
-        let ramp = self.config.ramp?;
+        let ramp = self.config().ramp?;
         let generation = gen_of(word);
         let start = if self.ramp_gen.load(Ordering::Acquire) == generation {
             let start = self.ramp_start.load(Ordering::Acquire);
@@ -529,7 +553,7 @@ impl CircuitBreaker {
             return Ok(Ticket {
                 generation: gen_of(word),
                 kind: TicketKind::Closed,
-                started: self.config.slow_call.map(|_| Instant::now()),
+                started: self.config().slow_call.map(|_| Instant::now()),
             });
         }
         self.acquire_slow(word)
@@ -540,7 +564,7 @@ impl CircuitBreaker {
         let ticket = |generation, kind| Ticket {
             generation,
             kind,
-            started: self.config.slow_call.map(|_| Instant::now()),
+            started: self.config().slow_call.map(|_| Instant::now()),
         };
         loop {
             match state_of(word) {
@@ -583,7 +607,7 @@ impl CircuitBreaker {
                 }
                 HALF_OPEN => {
                     let now = self.now_nanos();
-                    if trials_of(word) < u64::from(self.config.half_open_calls) {
+                    if trials_of(word) < u64::from(self.config().half_open_calls) {
                         self.last_trial.fetch_max(now, Ordering::AcqRel);
                         match self.word.compare_exchange(
                             word,
@@ -600,9 +624,9 @@ impl CircuitBreaker {
                     // max(cooldown, inner timeout), the cycle is stuck: count it as a failed
                     // trial so the breaker cannot stay half-open forever.
                     let limit = self
-                        .config
+                        .config()
                         .cooldown
-                        .max(self.config.inner_timeout.unwrap_or(Duration::ZERO));
+                        .max(self.config().inner_timeout.unwrap_or(Duration::ZERO));
                     let held = now.saturating_sub(self.last_trial.load(Ordering::Acquire));
                     if u128::from(held) <= limit.as_nanos() {
                         return Err(self.reject(None));
@@ -635,7 +659,7 @@ impl CircuitBreaker {
     /// and is admitted when the credit reaches 1 (kept in nanoseconds, so exactly).
     fn ramp_admits(&self, word: u64) -> bool {
         let now = self.now_nanos();
-        let (Some(ramp), Some(elapsed)) = (self.config.ramp, self.ramp_elapsed(word, now)) else {
+        let (Some(ramp), Some(elapsed)) = (self.config().ramp, self.ramp_elapsed(word, now)) else {
             // Ramp complete: fully closed, and the cooldown returns to its base. If the word
             // changed meanwhile, whoever changed it decided.
             let _ = self.word.compare_exchange(
@@ -671,7 +695,7 @@ impl CircuitBreaker {
     /// (before `slow_call`, which this method applies: a call longer than `slow_call` fails).
     pub fn record(&self, ticket: Ticket, failure: bool) {
         let failure = failure
-            || match (self.config.slow_call, ticket.started) {
+            || match (self.config().slow_call, ticket.started) {
                 (Some(limit), Some(started)) => started.elapsed() > limit,
                 _ => false,
             };
@@ -692,7 +716,7 @@ impl CircuitBreaker {
         // window. Tagging every window slot would cost the lock-free, clock-free success path.
         let Verdict::Open(rate) = self
             .window
-            .record(&self.config.rule, failure, || self.now_nanos())
+            .record(&self.config().rule, failure, || self.now_nanos())
         else {
             return;
         };
@@ -724,11 +748,11 @@ impl CircuitBreaker {
                 continue;
             }
             let successes = successes_of(word) + 1;
-            if successes >= u64::from(self.config.success_threshold) {
+            if successes >= u64::from(self.config().success_threshold) {
                 // Nothing records into the window while half-open, so clearing it before the
                 // compare-and-swap cannot lose an outcome of the new cycle.
-                self.window.clear();
-                let (level, ramping) = if self.config.ramp.is_some() {
+                self.window().clear();
+                let (level, ramping) = if self.config().ramp.is_some() {
                     (level_of(word), RAMPING)
                 } else {
                     (0, 0)
@@ -782,14 +806,14 @@ impl CircuitBreaker {
         // Only the winner gets here, so the deadline is written once per open period.
         let until = now.saturating_add(nanos(self.cooldown_for(level)));
         self.publish_open(gen_of(next), until);
-        self.window.clear();
+        self.window().clear();
         crate::events::transition(self.name, CircuitState::Open, rate);
         Some(until)
     }
 
     fn cooldown_for(&self, level: u32) -> Duration {
-        let base = self.config.cooldown;
-        match self.config.max_cooldown {
+        let base = self.config().cooldown;
+        match self.config().max_cooldown {
             None => base,
             Some(max) => {
                 let factor = 1u32.checked_shl(level.min(31)).unwrap_or(u32::MAX);
@@ -881,6 +905,12 @@ impl Drop for TicketGuard<'_> {
             }
         }
     }
+}
+
+/// The configuration and, after a rule change, the window that rule started.
+struct Settings {
+    config: BreakerConfig,
+    window: Option<&'static Window>,
 }
 
 /// The outcomes a trip rule looks at.

@@ -19,10 +19,12 @@
 //! ```
 
 mod bulkhead;
+pub mod config;
 mod circuit_breaker;
 mod error;
 mod events;
 mod health;
+mod live;
 pub(crate) mod literal;
 mod outcome;
 mod registry;
@@ -36,7 +38,10 @@ pub use circuit_breaker::{
 pub use error::{Error, FromResilience};
 pub use health::{BreakerHealth, HealthReport, HealthStatus, health};
 pub use outcome::Outcome;
-pub use registry::{BreakerHandle, BulkheadHandle, CheckError, Site, breaker, bulkhead, check};
+pub use registry::{
+    BreakerHandle, BulkheadHandle, CheckError, PolicyInfo, PolicyKind, Site, breaker, bulkhead, check,
+    policies,
+};
 pub use retry::{Jitter, RetryConfig, Strategy};
 
 #[doc(hidden)]

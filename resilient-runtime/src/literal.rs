@@ -72,6 +72,30 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::new(secs, nanos))
 }
 
+/// Writes a duration in the syntax [`parse_duration`] reads: `"1m30s"`, `"200ms"`, `"0s"`.
+#[allow(dead_code, reason = "the runtime lists configurations with it; the macros do not")]
+pub(crate) fn format_duration(d: Duration) -> String {
+    let mut nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, size) in [
+        ("h", 3_600_000_000_000u128),
+        ("m", 60_000_000_000),
+        ("s", 1_000_000_000),
+        ("ms", 1_000_000),
+        ("us", 1_000),
+        ("ns", 1),
+    ] {
+        if nanos >= size {
+            out.push_str(&format!("{}{unit}", nanos / size));
+            nanos %= size;
+        }
+    }
+    out
+}
+
 /// Checks a ratio is a finite number in (0, 1].
 pub(crate) fn check_ratio(value: f64) -> Result<f64, String> {
     if value.is_finite() && value > 0.0 && value <= 1.0 {

@@ -167,6 +167,20 @@ impl BreakerSite {
         }
     }
 
+    /// `name`, or the function's key.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self.naming {
+            Naming::Derived => self.site.key,
+            Naming::Named(n) | Naming::Join(n) => n,
+        }
+    }
+
+    /// The configuration in force: the live breaker's once created, else the declared one.
+    pub(crate) fn effective_config(&self) -> BreakerConfig {
+        self.cell.get().map_or(self.config, |b| *b.config())
+    }
+
     /// The breaker, created on first use. After that, one atomic load.
     #[inline]
     pub fn get(&'static self) -> &'static CircuitBreaker {
@@ -226,6 +240,20 @@ impl BulkheadSite {
             config,
             cell: OnceLock::new(),
         }
+    }
+
+    /// `name`, or the function's key.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self.naming {
+            Naming::Derived => self.site.key,
+            Naming::Named(n) | Naming::Join(n) => n,
+        }
+    }
+
+    /// The configuration in force: the live bulkhead's once created, else the declared one.
+    pub(crate) fn effective_config(&self) -> BulkheadConfig {
+        self.cell.get().map_or(self.config, |b| b.config())
     }
 
     /// The bulkhead, created on first use. After that, one atomic load.
@@ -409,4 +437,250 @@ pub(crate) fn all_breakers() -> Vec<(&'static str, &'static CircuitBreaker)> {
         .collect();
     v.sort_by_key(|(k, _)| *k);
     v
+}
+
+/// One policy of an annotated function, as listed at link time.
+#[derive(Debug, Clone, Copy)]
+pub enum Decl {
+    /// A `#[circuit_breaker]`.
+    Breaker(&'static BreakerSite),
+    /// A `#[timeout]`.
+    Timeout(&'static crate::__private::TimeoutSite),
+    /// A `#[bulkhead]`.
+    Bulkhead(&'static BulkheadSite),
+    /// A `#[retry]`.
+    Retry(&'static crate::__private::RetrySite),
+    /// A `#[fallback]`.
+    Fallback(&'static crate::__private::FallbackSite),
+}
+
+/// What every annotated function submits at link time (with `inventory`), so the whole
+/// resilience strategy of a binary is known before any call.
+#[derive(Debug)]
+pub struct Registration {
+    /// The function.
+    pub site: &'static Site,
+    /// Its policies, outermost first.
+    pub policies: &'static [Decl],
+}
+
+inventory::collect!(Registration);
+
+/// The five kinds of policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PolicyKind {
+    /// `#[circuit_breaker]`
+    CircuitBreaker,
+    /// `#[timeout]`
+    Timeout,
+    /// `#[bulkhead]`
+    Bulkhead,
+    /// `#[retry]`
+    Retry,
+    /// `#[fallback]`
+    Fallback,
+}
+
+impl PolicyKind {
+    /// The attribute's name, which is also the table name in configuration files.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyKind::CircuitBreaker => "circuit_breaker",
+            PolicyKind::Timeout => "timeout",
+            PolicyKind::Bulkhead => "bulkhead",
+            PolicyKind::Retry => "retry",
+            PolicyKind::Fallback => "fallback",
+        }
+    }
+
+    pub(crate) const ALL: [PolicyKind; 5] = [
+        PolicyKind::CircuitBreaker,
+        PolicyKind::Timeout,
+        PolicyKind::Bulkhead,
+        PolicyKind::Retry,
+        PolicyKind::Fallback,
+    ];
+}
+
+impl fmt::Display for PolicyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Decl {
+    pub(crate) fn kind(self) -> PolicyKind {
+        match self {
+            Decl::Breaker(_) => PolicyKind::CircuitBreaker,
+            Decl::Timeout(_) => PolicyKind::Timeout,
+            Decl::Bulkhead(_) => PolicyKind::Bulkhead,
+            Decl::Retry(_) => PolicyKind::Retry,
+            Decl::Fallback(_) => PolicyKind::Fallback,
+        }
+    }
+
+    /// The name configuration, metrics and chaos use: `name`, or the function's key.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Decl::Breaker(s) => s.name(),
+            Decl::Bulkhead(s) => s.name(),
+            Decl::Timeout(s) => s.name(),
+            Decl::Retry(s) => s.name(),
+            Decl::Fallback(s) => s.name(),
+        }
+    }
+
+    /// Whether the name was given with `name = "..."`.
+    pub(crate) fn explicit(self) -> bool {
+        match self {
+            Decl::Breaker(s) => !matches!(s.naming, Naming::Derived),
+            Decl::Bulkhead(s) => !matches!(s.naming, Naming::Derived),
+            Decl::Timeout(s) => s.explicit(),
+            Decl::Retry(s) => s.explicit(),
+            Decl::Fallback(s) => s.explicit(),
+        }
+    }
+
+    /// The effective configuration in the attribute's own syntax.
+    pub(crate) fn describe(self) -> String {
+        use crate::literal::format_duration as d;
+        match self {
+            Decl::Breaker(s) => describe_breaker(s.effective_config()),
+            Decl::Bulkhead(s) => {
+                let c = s.effective_config();
+                let mut out = format!("pool = {}, queue = {}", c.pool, c.queue);
+                if let Some(w) = c.max_wait {
+                    out.push_str(&format!(", max_wait = \"{}\"", d(w)));
+                }
+                out
+            }
+            Decl::Timeout(s) => format!("\"{}\"", d(*s.limit.get())),
+            Decl::Retry(s) => {
+                let c = s.config.get();
+                let mut out = format!(
+                    "attempts = {}, backoff = \"{}\", strategy = \"{}\"",
+                    c.attempts,
+                    d(c.backoff),
+                    match c.strategy {
+                        crate::Strategy::Exponential => "exponential",
+                        crate::Strategy::Linear => "linear",
+                        crate::Strategy::Constant => "constant",
+                    }
+                );
+                if c.strategy == crate::Strategy::Exponential {
+                    out.push_str(&format!(", multiplier = {:?}", c.multiplier));
+                }
+                out.push_str(&format!(
+                    ", max_backoff = \"{}\", jitter = \"{}\"",
+                    d(c.max_backoff),
+                    match c.jitter {
+                        crate::Jitter::Full => "full",
+                        crate::Jitter::Equal => "equal",
+                        crate::Jitter::None => "none",
+                        crate::Jitter::Decorrelated => "decorrelated",
+                    }
+                ));
+                if let Some(m) = c.max_duration {
+                    out.push_str(&format!(", max_duration = \"{}\"", d(m)));
+                }
+                out
+            }
+            Decl::Fallback(s) => s.handler.to_string(),
+        }
+    }
+}
+
+fn describe_breaker(c: BreakerConfig) -> String {
+    use crate::TripRule;
+    use crate::literal::format_duration as d;
+    let mut out = match c.rule {
+        TripRule::Consecutive { threshold } => format!("threshold = {threshold}"),
+        TripRule::CountInWindow { threshold, window } => {
+            format!("threshold = {threshold}, window = \"{}\"", d(window))
+        }
+        TripRule::RateOverTime {
+            failure_rate,
+            window,
+            min_calls,
+        } => format!(
+            "failure_rate = {failure_rate:?}, window = \"{}\", min_calls = {min_calls}",
+            d(window)
+        ),
+        TripRule::RateOverCalls {
+            failure_rate,
+            last,
+            min_calls,
+        } => format!("failure_rate = {failure_rate:?}, last = {last}, min_calls = {min_calls}"),
+    };
+    out.push_str(&format!(", cooldown = \"{}\"", d(c.cooldown)));
+    if let Some(m) = c.max_cooldown {
+        out.push_str(&format!(", max_cooldown = \"{}\"", d(m)));
+    }
+    out.push_str(&format!(
+        ", half_open_calls = {}, success_threshold = {}",
+        c.half_open_calls, c.success_threshold
+    ));
+    if let Some(r) = c.ramp {
+        out.push_str(&format!(", ramp = \"{}\"", d(r)));
+    }
+    if let Some(s) = c.slow_call {
+        out.push_str(&format!(", slow_call = \"{}\"", d(s)));
+    }
+    if c.critical {
+        out.push_str(", critical = true");
+    }
+    out
+}
+
+/// One policy of one annotated function, as [`policies`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PolicyInfo {
+    /// The function: `module_path::fn_name`.
+    pub function: &'static str,
+    /// Source file of the function.
+    pub file: &'static str,
+    /// Source line of the function.
+    pub line: u32,
+    /// Which policy.
+    pub kind: PolicyKind,
+    /// Its name: `name = "..."`, or the function's key.
+    pub name: &'static str,
+    /// The effective configuration (attribute values with any configuration override applied),
+    /// written in the attribute's own syntax.
+    pub config: String,
+    /// Position in the function's stack, 0 for the outermost.
+    pub layer: usize,
+}
+
+/// Every policy of every annotated function linked into this binary, known before any call
+/// (link-time registration), sorted by function and then outermost first.
+#[must_use]
+pub fn policies() -> Vec<PolicyInfo> {
+    let mut out = Vec::new();
+    for reg in inventory::iter::<Registration> {
+        for (layer, decl) in reg.policies.iter().enumerate() {
+            out.push(PolicyInfo {
+                function: reg.site.key,
+                file: reg.site.file,
+                line: reg.site.line,
+                kind: decl.kind(),
+                name: decl.name(),
+                config: decl.describe(),
+                layer,
+            });
+        }
+    }
+    out.sort_by(|a, b| (a.function, a.file, a.line, a.layer).cmp(&(b.function, b.file, b.line, b.layer)));
+    out
+}
+
+/// Every declared policy of `kind` named `name`, with its site.
+pub(crate) fn declarations(kind: PolicyKind) -> Vec<(&'static Site, Decl)> {
+    inventory::iter::<Registration>
+        .into_iter()
+        .flat_map(|reg| reg.policies.iter().map(move |d| (reg.site, *d)))
+        .filter(|(_, d)| d.kind() == kind)
+        .collect()
 }
