@@ -171,7 +171,7 @@ pub use resilient_macros::fallback;
 pub use resilient_runtime::{
     BreakerConfig, BreakerHandle, BreakerHealth, BreakerMetrics, Bulkhead, BulkheadConfig,
     BulkheadHandle, BulkheadPermit, CheckError, CircuitBreaker, CircuitState, Error,
-    FromResilience, HealthReport, HealthStatus, Jitter, Outcome, RetryConfig, Site, Strategy,
+    FromResilience, HealthReport, HealthStatus, Jitter, Outcome, PolicyInfo, PolicyKind, RetryConfig, Site, Strategy,
     Ticket, TripRule, breaker, bulkhead, check, config, health, policies, parse_duration,
 };
 

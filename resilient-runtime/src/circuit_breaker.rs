@@ -714,9 +714,9 @@ impl CircuitBreaker {
         // Known limit: the window is not tagged with a generation, so a thread preempted right
         // here, across a whole open/half-open/closed round, adds one stale outcome to the new
         // window. Tagging every window slot would cost the lock-free, clock-free success path.
-        let Verdict::Open(rate) = self
-            .window
-            .record(&self.config().rule, failure, || self.now_nanos())
+        let settings = self.settings.get();
+        let window = settings.window.unwrap_or(&self.window);
+        let Verdict::Open(rate) = window.record(&settings.config.rule, failure, || self.now_nanos())
         else {
             return;
         };

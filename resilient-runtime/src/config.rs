@@ -19,8 +19,8 @@
 //! Rule changes: keys of the current trip rule adjust it (`failure_rate = 0.25` on a rate rule
 //! keeps its window); keys that make a different rule must give the whole new rule
 //! (`threshold = 5` turns any rule into 5 consecutive failures; `last = 50` alone on a time
-//! window is an error, `failure_rate = 0.5, last = 50` is not). A rule change starts a new
-//! window and keeps the breaker's state. `success_threshold` alone does not change
+//! window is an error, `failure_rate = 0.5, last = 50` is not). Any change to the rule, even
+//! of its rate alone, starts a new window and keeps the breaker's state. `success_threshold` alone does not change
 //! `half_open_calls`. A live change applies to calls admitted after it; in-flight calls keep
 //! their permits and trial slots.
 
