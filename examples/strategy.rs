@@ -44,7 +44,14 @@ pub async fn profile(user: u64) -> Result<String, ApiError> {
 }
 
 /// Payments: no fallback, a longer timeout, a queue.
-#[circuit_breaker(failure_rate = 0.25, window = "1m", min_calls = 50, cooldown = "30s", max_cooldown = "5m", ramp = "1m")]
+#[circuit_breaker(
+    failure_rate = 0.25,
+    window = "1m",
+    min_calls = 50,
+    cooldown = "30s",
+    max_cooldown = "5m",
+    ramp = "1m"
+)]
 #[timeout("2s")]
 #[bulkhead(pool = 4, queue = 16, max_wait = "500ms")]
 pub async fn charge(cents: u64) -> Result<u64, ApiError> {
@@ -63,22 +70,49 @@ fn main() {
         .map(|(i, p)| {
             let first = i == 0 || policies[i - 1].function != p.function;
             [
-                if first { p.function.to_string() } else { String::new() },
+                if first {
+                    p.function.to_string()
+                } else {
+                    String::new()
+                },
                 format!("{}{}", "  ".repeat(p.layer), p.kind),
                 p.name.to_string(),
-                if first { format!("{}:{}", p.file, p.line) } else { String::new() },
+                if first {
+                    format!("{}:{}", p.file, p.line)
+                } else {
+                    String::new()
+                },
                 p.config.clone(),
             ]
         })
         .collect();
-    let header = ["function", "policy (outermost first)", "name", "declared at", "configuration"];
-    let width = |c: usize| rows.iter().map(|r| r[c].len()).chain([header[c].len()]).max().unwrap_or(0);
+    let header = [
+        "function",
+        "policy (outermost first)",
+        "name",
+        "declared at",
+        "configuration",
+    ];
+    let width = |c: usize| {
+        rows.iter()
+            .map(|r| r[c].len())
+            .chain([header[c].len()])
+            .max()
+            .unwrap_or(0)
+    };
     let widths = [width(0), width(1), width(2), width(3)];
     let line = |r: [&str; 5]| {
         println!(
             "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
-            r[0], r[1], r[2], r[3], r[4],
-            w0 = widths[0], w1 = widths[1], w2 = widths[2], w3 = widths[3]
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
         );
     };
     line(header);
@@ -87,5 +121,9 @@ fn main() {
     }
     let mut functions: Vec<_> = policies.iter().map(|p| p.function).collect();
     functions.dedup();
-    println!("\n{} policies in {} functions", policies.len(), functions.len());
+    println!(
+        "\n{} policies in {} functions",
+        policies.len(),
+        functions.len()
+    );
 }

@@ -54,20 +54,30 @@ impl Capture {
             .lock()
             .unwrap()
             .iter()
-            .filter(|e| e.get("name") == Some(name) && e.get("message").is_some_and(|m| m.contains(message)))
+            .filter(|e| {
+                e.get("name") == Some(name) && e.get("message").is_some_and(|m| m.contains(message))
+            })
             .cloned()
             .collect()
     }
 
     fn one(&self, name: &str, message: &str) -> Event {
         let found = self.of(name, message);
-        assert_eq!(found.len(), 1, "one `{message}` event for {name}: {:#?}", self.0.lock().unwrap());
+        assert_eq!(
+            found.len(),
+            1,
+            "one `{message}` event for {name}: {:#?}",
+            self.0.lock().unwrap()
+        );
         found.into_iter().next().unwrap()
     }
 }
 
 impl tracing::Subscriber for Capture {
-    fn register_callsite(&self, _: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
         tracing::subscriber::Interest::sometimes()
     }
     fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
@@ -81,7 +91,10 @@ impl tracing::Subscriber for Capture {
     fn event(&self, event: &tracing::Event<'_>) {
         let mut fields = BTreeMap::new();
         event.record(&mut Visitor(&mut fields));
-        self.0.lock().unwrap().push(Event { level: *event.metadata().level(), fields });
+        self.0.lock().unwrap().push(Event {
+            level: *event.metadata().level(),
+            fields,
+        });
     }
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}
@@ -109,7 +122,10 @@ async fn breaker_transitions_and_rejections() {
     assert_eq!(opened.get("failure_rate"), Some("0.5"));
     assert_eq!(opened.get("to"), Some("Open"));
 
-    assert!(matches!(flaky(false).await, Err(E::R(resilient::Error::CircuitOpen { .. }))));
+    assert!(matches!(
+        flaky(false).await,
+        Err(E::R(resilient::Error::CircuitOpen { .. }))
+    ));
     let rejected = events.one("ev_breaker", "call rejected");
     assert_eq!(rejected.level, Level::DEBUG);
     assert_eq!(rejected.get("reason"), Some("circuit_open"));
@@ -118,8 +134,17 @@ async fn breaker_transitions_and_rejections() {
     advance(Duration::from_secs(1)).await;
     flaky(false).await.unwrap();
     let changes = events.of("ev_breaker", "circuit breaker state changed");
-    let to: Vec<_> = changes.iter().map(|e| (e.level, e.get("to").unwrap_or_default().to_string())).collect();
-    assert_eq!(to, [(Level::INFO, "HalfOpen".to_string()), (Level::INFO, "Closed".to_string())]);
+    let to: Vec<_> = changes
+        .iter()
+        .map(|e| (e.level, e.get("to").unwrap_or_default().to_string()))
+        .collect();
+    assert_eq!(
+        to,
+        [
+            (Level::INFO, "HalfOpen".to_string()),
+            (Level::INFO, "Closed".to_string())
+        ]
+    );
 
     resilient::breaker("ev_breaker").unwrap().force_open();
     let forced = events.of("ev_breaker", "circuit breaker opened");
@@ -143,7 +168,13 @@ async fn timeouts() {
     assert_eq!(e.get("after"), Some("50ms"));
 }
 
-#[retry(attempts = 3, backoff = "10ms", strategy = "constant", jitter = "none", name = "ev_retry")]
+#[retry(
+    attempts = 3,
+    backoff = "10ms",
+    strategy = "constant",
+    jitter = "none",
+    name = "ev_retry"
+)]
 async fn failing() -> Result<(), E> {
     Err(E::Body)
 }
@@ -153,8 +184,23 @@ async fn retries_carry_the_attempt_and_the_delay() {
     let (events, _g) = capture();
     failing().await.unwrap_err();
     let retries = events.of("ev_retry", "retrying");
-    let seen: Vec<_> = retries.iter().map(|e| (e.level, e.get("attempt").unwrap_or_default().to_string(), e.get("delay").unwrap_or_default().to_string())).collect();
-    assert_eq!(seen, [(Level::DEBUG, "2".into(), "10ms".into()), (Level::DEBUG, "3".into(), "10ms".into())]);
+    let seen: Vec<_> = retries
+        .iter()
+        .map(|e| {
+            (
+                e.level,
+                e.get("attempt").unwrap_or_default().to_string(),
+                e.get("delay").unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Level::DEBUG, "2".into(), "10ms".into()),
+            (Level::DEBUG, "3".into(), "10ms".into())
+        ]
+    );
 }
 
 async fn cached(_err: E) -> Result<u32, E> {
@@ -170,7 +216,10 @@ async fn with_fallback() -> Result<u32, E> {
 async fn fallbacks() {
     let (events, _g) = capture();
     assert_eq!(with_fallback().await, Ok(0));
-    assert_eq!(events.one("ev_fallback", "fallback used").level, Level::DEBUG);
+    assert_eq!(
+        events.one("ev_fallback", "fallback used").level,
+        Level::DEBUG
+    );
 }
 
 #[bulkhead(pool = 1, queue = 1, name = "ev_bulkhead")]
@@ -187,7 +236,10 @@ async fn bulkhead_queueing_and_rejections() {
     let rejected = pooled();
     let (a, b, c) = tokio::join!(running, queued, rejected);
     assert_eq!((a, b), (Ok(()), Ok(())));
-    assert!(matches!(c, Err(E::R(resilient::Error::BulkheadFull { .. }))));
+    assert!(matches!(
+        c,
+        Err(E::R(resilient::Error::BulkheadFull { .. }))
+    ));
     let q = events.one("ev_bulkhead", "queued");
     assert_eq!(q.level, Level::TRACE);
     assert_eq!(q.get("depth"), Some("1"));

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::Duration;
 
 use resilient::config::{ConfigError, apply_toml, apply_vars, load};
-use resilient::{CircuitState, HealthStatus, PolicyKind, bulkhead, circuit_breaker, retry, timeout};
+use resilient::{
+    CircuitState, HealthStatus, PolicyKind, bulkhead, circuit_breaker, retry, timeout,
+};
 use tokio::time::{Instant, sleep};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -43,7 +45,13 @@ fn the_inventory_lists_functions_that_were_never_called() {
     assert_eq!(mine[0].kind, PolicyKind::CircuitBreaker);
     assert_eq!(mine[0].name, "ops_never_called");
     assert_eq!(mine[0].layer, 0);
-    assert!(mine[0].config.starts_with("threshold = 3, cooldown = \"5s\""), "{}", mine[0].config);
+    assert!(
+        mine[0]
+            .config
+            .starts_with("threshold = 3, cooldown = \"5s\""),
+        "{}",
+        mine[0].config
+    );
     assert_eq!(mine[1].kind, PolicyKind::Timeout);
     assert_eq!(mine[1].name, "operations::never_called");
     assert_eq!(mine[1].config, "\"150ms\"");
@@ -74,7 +82,11 @@ async fn toml_changes_a_breaker_live_and_keeps_its_state() {
     let c = *b.breaker().config();
     assert_eq!(
         c.rule,
-        resilient::TripRule::RateOverTime { failure_rate: 0.75, window: Duration::from_secs(10), min_calls: 4 }
+        resilient::TripRule::RateOverTime {
+            failure_rate: 0.75,
+            window: Duration::from_secs(10),
+            min_calls: 4
+        }
     );
     assert_eq!(c.cooldown, Duration::from_secs(10));
     // A rule change starts a new window and keeps the state.
@@ -97,7 +109,10 @@ async fn toml_changes_a_breaker_live_and_keeps_its_state() {
     }
     // A different kind of rule given whole: five consecutive failures, new window, same state.
     apply_toml("[circuit_breaker.ops_live]\nthreshold = 5\n").unwrap();
-    assert_eq!(b.breaker().config().rule, resilient::TripRule::Consecutive { threshold: 5 });
+    assert_eq!(
+        b.breaker().config().rule,
+        resilient::TripRule::Consecutive { threshold: 5 }
+    );
     assert_eq!(b.state(), CircuitState::Open);
     assert_eq!(b.metrics().failures, 0);
 }
@@ -117,7 +132,10 @@ async fn a_live_timeout_change_applies_to_calls_started_after_it() {
     tokio::task::yield_now().await;
     apply_vars([("RESILIENT__TIMEOUT__OPS_TIMEOUT__DURATION", "300ms")]).unwrap();
     // The call already running keeps its 100 ms deadline.
-    assert!(matches!(first.await.unwrap(), Err(E::R(resilient::Error::Timeout { .. }))));
+    assert!(matches!(
+        first.await.unwrap(),
+        Err(E::R(resilient::Error::Timeout { .. }))
+    ));
     let start = Instant::now();
     assert_eq!(slow().await, Ok(()));
     assert_eq!(start.elapsed(), ms(200));
@@ -154,7 +172,10 @@ async fn pooled() -> Result<(), E> {
 async fn a_bulkhead_pool_can_grow_and_shrink_live() {
     let a = tokio::spawn(pooled());
     tokio::task::yield_now().await;
-    assert!(matches!(pooled().await, Err(E::R(resilient::Error::BulkheadFull { .. }))));
+    assert!(matches!(
+        pooled().await,
+        Err(E::R(resilient::Error::BulkheadFull { .. }))
+    ));
     apply_toml("[bulkhead.ops_pool]\npool = 2\n").unwrap();
     let b = tokio::spawn(pooled());
     tokio::task::yield_now().await;
@@ -162,7 +183,10 @@ async fn a_bulkhead_pool_can_grow_and_shrink_live() {
     assert_eq!(h.in_flight(), 2);
     // Shrinking keeps the in-flight permits and admits no one until below the new pool.
     apply_toml("[bulkhead.ops_pool]\npool = 1\n").unwrap();
-    assert!(matches!(pooled().await, Err(E::R(resilient::Error::BulkheadFull { .. }))));
+    assert!(matches!(
+        pooled().await,
+        Err(E::R(resilient::Error::BulkheadFull { .. }))
+    ));
     a.await.unwrap().unwrap();
     b.await.unwrap().unwrap();
     assert_eq!(h.in_flight(), 0);
@@ -181,34 +205,57 @@ async fn untouched() -> Result<(), E> {
 #[tokio::test]
 async fn every_rejection_names_the_source_policy_and_key_and_applies_nothing() {
     untouched().await.unwrap();
-    let before = *resilient::breaker("ops_untouched").unwrap().breaker().config();
+    let before = *resilient::breaker("ops_untouched")
+        .unwrap()
+        .breaker()
+        .config();
 
-    let e = rejected(apply_toml("[circuit_breaker.ops_untouched]\ncooldown = \"9s\"\n[circuit_breaker.nope]\nthreshold = 1\n"));
+    let e = rejected(apply_toml(
+        "[circuit_breaker.ops_untouched]\ncooldown = \"9s\"\n[circuit_breaker.nope]\nthreshold = 1\n",
+    ));
     assert_eq!(e.source, "TOML");
     assert_eq!(e.policy.as_deref(), Some("circuit_breaker.nope"));
     assert_eq!(e.line, Some(3));
-    assert!(e.message.contains("no circuit_breaker policy is named `nope`"), "{e}");
+    assert!(
+        e.message
+            .contains("no circuit_breaker policy is named `nope`"),
+        "{e}"
+    );
 
-    let e = rejected(apply_toml("[circuit_breaker.ops_untouched]\ncooldown = \"9s\"\ntreshold = 4\n"));
+    let e = rejected(apply_toml(
+        "[circuit_breaker.ops_untouched]\ncooldown = \"9s\"\ntreshold = 4\n",
+    ));
     assert_eq!(e.key.as_deref(), Some("treshold"));
     assert_eq!(e.line, Some(3));
     assert!(e.message.contains("did you mean `threshold`"), "{e}");
 
-    let e = rejected(apply_toml("[circuit_breaker.ops_untouched]\ncooldown = \"9 s\"\n"));
+    let e = rejected(apply_toml(
+        "[circuit_breaker.ops_untouched]\ncooldown = \"9 s\"\n",
+    ));
     assert_eq!(e.key.as_deref(), Some("cooldown"));
-    assert!(e.to_string().starts_with("TOML:2: [circuit_breaker.ops_untouched] `cooldown`: "), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("TOML:2: [circuit_breaker.ops_untouched] `cooldown`: "),
+        "{e}"
+    );
 
-    let e = rejected(apply_toml("[circuit_breaker.ops_untouched]\nfailure_rate = 1.5\nwindow = \"10s\"\n"));
+    let e = rejected(apply_toml(
+        "[circuit_breaker.ops_untouched]\nfailure_rate = 1.5\nwindow = \"10s\"\n",
+    ));
     assert_eq!(e.key.as_deref(), Some("failure_rate"));
     assert!(e.message.contains("(0, 1]"), "{e}");
 
     let e = rejected(apply_toml("[circuit_breaker.ops_untouched]\nlast = 50\n"));
     assert!(e.message.contains("whole new rule"), "{e}");
 
-    let e = rejected(apply_toml("[circuit_breaker.ops_untouched]\nfailure = \"x\"\n"));
+    let e = rejected(apply_toml(
+        "[circuit_breaker.ops_untouched]\nfailure = \"x\"\n",
+    ));
     assert!(e.message.contains("fixed at compile time"), "{e}");
 
-    let e = rejected(apply_toml("[circuit_breaker.ops_untouched]\ncooldown = \"9s\"\n[bulkhead.ops_pool\npool = 3\n"));
+    let e = rejected(apply_toml(
+        "[circuit_breaker.ops_untouched]\ncooldown = \"9s\"\n[bulkhead.ops_pool\npool = 3\n",
+    ));
     assert_eq!(e.line, Some(3));
     assert!(e.message.contains("invalid TOML"), "{e}");
 
@@ -218,13 +265,22 @@ async fn every_rejection_names_the_source_policy_and_key_and_applies_nothing() {
     let e = rejected(apply_toml("[bulkhead.ops_pool]\npool = 0\n"));
     assert_eq!(e.key.as_deref(), Some("pool"));
 
-    let e = rejected(apply_vars([("RESILIENT__CIRCUIT_BREAKER__OPS_UNTOUCHED__COOLDOWN", "fast")]));
+    let e = rejected(apply_vars([(
+        "RESILIENT__CIRCUIT_BREAKER__OPS_UNTOUCHED__COOLDOWN",
+        "fast",
+    )]));
     assert_eq!(e.source, "environment");
     assert_eq!(e.key.as_deref(), Some("cooldown"));
     assert_eq!(e.policy.as_deref(), Some("circuit_breaker.ops_untouched"));
 
-    let e = rejected(apply_vars([("RESILIENT__CIRCUIT_BREAKER__NOPE__COOLDOWN", "1s")]));
-    assert_eq!(e.key.as_deref(), Some("RESILIENT__CIRCUIT_BREAKER__NOPE__COOLDOWN"));
+    let e = rejected(apply_vars([(
+        "RESILIENT__CIRCUIT_BREAKER__NOPE__COOLDOWN",
+        "1s",
+    )]));
+    assert_eq!(
+        e.key.as_deref(),
+        Some("RESILIENT__CIRCUIT_BREAKER__NOPE__COOLDOWN")
+    );
 
     let e = rejected(apply_vars([("RESILIENT__GADGET__X__Y", "1")]));
     assert!(e.message.contains("KIND one of"), "{e}");
@@ -240,7 +296,13 @@ async fn every_rejection_names_the_source_policy_and_key_and_applies_nothing() {
     std::fs::remove_file(&path).unwrap();
 
     // Nothing of any rejected source was applied, though some of its entries were valid.
-    assert_eq!(*resilient::breaker("ops_untouched").unwrap().breaker().config(), before);
+    assert_eq!(
+        *resilient::breaker("ops_untouched")
+            .unwrap()
+            .breaker()
+            .config(),
+        before
+    );
     assert_eq!(
         resilient::bulkhead("ops_pool").map(|b| b.bulkhead().config().pool),
         resilient::bulkhead("ops_pool").map(|b| b.bulkhead().config().pool)
@@ -250,13 +312,26 @@ async fn every_rejection_names_the_source_policy_and_key_and_applies_nothing() {
 #[test]
 fn hostile_configuration_text_never_panics() {
     for text in [
-        "", "[", "]]]", "[circuit_breaker]", "circuit_breaker = 1", "[circuit_breaker.\"\"]",
-        "[retry.x]\nattempts = -1", "[a.b.c.d]", "\u{0}", "[timeout.\"::\"]\nduration = []",
+        "",
+        "[",
+        "]]]",
+        "[circuit_breaker]",
+        "circuit_breaker = 1",
+        "[circuit_breaker.\"\"]",
+        "[retry.x]\nattempts = -1",
+        "[a.b.c.d]",
+        "\u{0}",
+        "[timeout.\"::\"]\nduration = []",
         "[bulkhead.ops_pool]\npool = 99999999999999999999",
     ] {
         let _ = apply_toml(text);
     }
-    for (k, v) in [("RESILIENT__", ""), ("RESILIENT____", "x"), ("RESILIENT__TIMEOUT__", "1s"), ("RESILIENT__TIMEOUT____DURATION", "1s")] {
+    for (k, v) in [
+        ("RESILIENT__", ""),
+        ("RESILIENT____", "x"),
+        ("RESILIENT__TIMEOUT__", "1s"),
+        ("RESILIENT__TIMEOUT____DURATION", "1s"),
+    ] {
         assert!(apply_vars([(k, v)]).is_err(), "{k}");
     }
 }
@@ -266,13 +341,22 @@ async fn plain(fail: bool) -> Result<(), E> {
     if fail { Err(E::Body) } else { Ok(()) }
 }
 
-#[circuit_breaker(threshold = 1, cooldown = "1s", critical = true, name = "ops_health_critical")]
+#[circuit_breaker(
+    threshold = 1,
+    cooldown = "1s",
+    critical = true,
+    name = "ops_health_critical"
+)]
 async fn critical(fail: bool) -> Result<(), E> {
     if fail { Err(E::Body) } else { Ok(()) }
 }
 
 fn status_of(name: &str) -> Option<HealthStatus> {
-    resilient::health().breakers().iter().find(|b| b.name == name).map(|b| b.status)
+    resilient::health()
+        .breakers()
+        .iter()
+        .find(|b| b.name == name)
+        .map(|b| b.status)
 }
 
 #[tokio::test(start_paused = true)]
@@ -284,15 +368,30 @@ async fn health_follows_the_breakers() {
     assert_eq!(status_of("ops_health_plain"), Some(HealthStatus::Degraded));
     assert!(resilient::health().status() >= HealthStatus::Degraded);
     critical(true).await.unwrap_err();
-    assert_eq!(status_of("ops_health_critical"), Some(HealthStatus::Unhealthy));
+    assert_eq!(
+        status_of("ops_health_critical"),
+        Some(HealthStatus::Unhealthy)
+    );
     assert_eq!(resilient::health().status(), HealthStatus::Unhealthy);
     tokio::time::advance(Duration::from_secs(1)).await;
-    assert_eq!(status_of("ops_health_critical"), Some(HealthStatus::Degraded), "half-open");
+    assert_eq!(
+        status_of("ops_health_critical"),
+        Some(HealthStatus::Degraded),
+        "half-open"
+    );
     critical(false).await.unwrap();
     plain(false).await.unwrap();
-    assert_eq!(status_of("ops_health_critical"), Some(HealthStatus::Healthy));
+    assert_eq!(
+        status_of("ops_health_critical"),
+        Some(HealthStatus::Healthy)
+    );
     assert_eq!(status_of("ops_health_plain"), Some(HealthStatus::Healthy));
-    resilient::breaker("ops_health_critical").unwrap().force_open();
-    assert_eq!(status_of("ops_health_critical"), Some(HealthStatus::Unhealthy));
+    resilient::breaker("ops_health_critical")
+        .unwrap()
+        .force_open();
+    assert_eq!(
+        status_of("ops_health_critical"),
+        Some(HealthStatus::Unhealthy)
+    );
     resilient::breaker("ops_health_critical").unwrap().reset();
 }

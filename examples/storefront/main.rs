@@ -30,7 +30,9 @@ async fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             other => {
-                eprintln!("storefront: unknown argument {other:?}; usage: storefront [--quick] [--json]");
+                eprintln!(
+                    "storefront: unknown argument {other:?}; usage: storefront [--quick] [--json]"
+                );
                 return ExitCode::from(2);
             }
         }

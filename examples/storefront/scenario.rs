@@ -19,7 +19,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use indicatif::{ProgressBar, ProgressStyle};
-use resilient::{CircuitState, bulkhead, circuit_breaker, fallback, retry, timeout};
+pub(crate) use resilient::CircuitState;
+use resilient::{bulkhead, circuit_breaker, fallback, retry, timeout};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -120,6 +121,7 @@ async fn serve_dependency(State(svc): State<Arc<Service>>, Path(key): Path<Strin
         return (StatusCode::SERVICE_UNAVAILABLE, "service unavailable").into_response();
     }
     let h = hash_str(&key);
+    let tier = ["bronze", "silver", "gold"][usize::try_from(h % 3).unwrap_or(0)];
     let body = match svc.kind {
         Kind::Recommendations => json!([
             format!("sku-{}", h % 97),
@@ -129,7 +131,7 @@ async fn serve_dependency(State(svc): State<Arc<Service>>, Path(key): Path<Strin
         Kind::Profiles => json!({
             "user": key,
             "name": format!("Customer {}", h % 10_000),
-            "tier": ["bronze", "silver", "gold"][usize::try_from(h % 3).unwrap_or(0)],
+            "tier": tier,
         }),
         Kind::Inventory => json!({ "item": key, "in_stock": h % 7 != 0, "count": h % 50 }),
     };
@@ -150,7 +152,9 @@ async fn spawn_server(router: Router) -> (SocketAddr, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind an ephemeral port on 127.0.0.1");
-    let addr = listener.local_addr().expect("a bound listener has an address");
+    let addr = listener
+        .local_addr()
+        .expect("a bound listener has an address");
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
             .await
@@ -339,15 +343,8 @@ impl Part {
 }
 
 /// Cached popular items, served when recommendations cannot be had.
-async fn popular_items(
-    _deps: &Downstream,
-    _user: &str,
-    err: CallError,
-) -> Result<Part, CallError> {
-    Ok(Part::fallback(
-        json!(["sku-1", "sku-2", "sku-3"]),
-        &err,
-    ))
+async fn popular_items(_deps: &Downstream, _user: &str, err: CallError) -> Result<Part, CallError> {
+    Ok(Part::fallback(json!(["sku-1", "sku-2", "sku-3"]), &err))
 }
 
 /// A guest profile, served when the user's profile cannot be had.
@@ -359,7 +356,11 @@ async fn guest_profile(_deps: &Downstream, user: &str, err: CallError) -> Result
 }
 
 /// "Assume in stock", served when inventory cannot be had.
-async fn assume_in_stock(_deps: &Downstream, item: &str, err: CallError) -> Result<Part, CallError> {
+async fn assume_in_stock(
+    _deps: &Downstream,
+    item: &str,
+    err: CallError,
+) -> Result<Part, CallError> {
     Ok(Part::fallback(
         json!({ "item": item, "in_stock": true, "count": null }),
         &err,
@@ -368,7 +369,12 @@ async fn assume_in_stock(_deps: &Downstream, item: &str, err: CallError) -> Resu
 
 #[fallback(popular_items)]
 #[retry(attempts = 2, backoff = "50ms", jitter = "none", when = CallError::is_transient)]
-#[circuit_breaker(threshold = 5, window = "30s", cooldown = "2s", name = "storefront.recommendations")]
+#[circuit_breaker(
+    threshold = 5,
+    window = "30s",
+    cooldown = "2s",
+    name = "storefront.recommendations"
+)]
 #[timeout("200ms")]
 #[bulkhead(pool = 10, name = "storefront.recommendations")]
 async fn recommendations(deps: &Downstream, user: &str) -> Result<Part, CallError> {
@@ -377,7 +383,12 @@ async fn recommendations(deps: &Downstream, user: &str) -> Result<Part, CallErro
 
 #[fallback(guest_profile)]
 #[retry(attempts = 2, backoff = "50ms", jitter = "none", when = CallError::is_transient)]
-#[circuit_breaker(threshold = 5, window = "30s", cooldown = "2s", name = "storefront.profiles")]
+#[circuit_breaker(
+    threshold = 5,
+    window = "30s",
+    cooldown = "2s",
+    name = "storefront.profiles"
+)]
 #[timeout("200ms")]
 #[bulkhead(pool = 10, name = "storefront.profiles")]
 async fn profile(deps: &Downstream, user: &str) -> Result<Part, CallError> {
@@ -386,7 +397,12 @@ async fn profile(deps: &Downstream, user: &str) -> Result<Part, CallError> {
 
 #[fallback(assume_in_stock)]
 #[retry(attempts = 2, backoff = "50ms", jitter = "none", when = CallError::is_transient)]
-#[circuit_breaker(threshold = 5, window = "30s", cooldown = "2s", name = "storefront.inventory")]
+#[circuit_breaker(
+    threshold = 5,
+    window = "30s",
+    cooldown = "2s",
+    name = "storefront.inventory"
+)]
 #[timeout("200ms")]
 #[bulkhead(pool = 10, name = "storefront.inventory")]
 async fn inventory(deps: &Downstream, item: &str) -> Result<Part, CallError> {
@@ -618,7 +634,12 @@ pub(crate) struct PhaseReport {
 }
 
 impl PhaseReport {
-    fn new(phase: Phase, elapsed: Duration, mut samples: Vec<Sample>, transitions: Vec<Transition>) -> Self {
+    fn new(
+        phase: Phase,
+        elapsed: Duration,
+        mut samples: Vec<Sample>,
+        transitions: Vec<Transition>,
+    ) -> Self {
         samples.sort_by_key(|s| s.latency);
         let n = samples.len();
         let pct = |p: usize| {
@@ -719,7 +740,10 @@ impl Watcher {
                             from: *last,
                             to: now,
                         };
-                        this.seen.lock().expect("not poisoned").push((Instant::now(), t));
+                        this.seen
+                            .lock()
+                            .expect("not poisoned")
+                            .push((Instant::now(), t));
                         *last = now;
                     }
                 }
@@ -799,7 +823,12 @@ fn progress_bar(settings: &Settings, gateway: Gateway, i: usize, phase: Phase) -
         .expect("a valid template")
         .progress_chars("=> ");
     let bar = ProgressBar::new(len).with_style(style);
-    bar.set_prefix(format!("{:<9} {}/5 {}", gateway.label(), i + 1, phase.label()));
+    bar.set_prefix(format!(
+        "{:<9} {}/5 {}",
+        gateway.label(),
+        i + 1,
+        phase.label()
+    ));
     bar
 }
 
@@ -825,7 +854,8 @@ async fn drive(
     let deadline = start + settings.phase;
     let sent = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
-    let users: Vec<JoinHandle<Vec<Sample>>> = (0..settings.users)
+    let count = settings.users;
+    let users: Vec<JoinHandle<Vec<Sample>>> = (0..count)
         .map(|u| {
             let client = client.clone();
             let think = settings.think;
@@ -833,6 +863,8 @@ async fn drive(
             tokio::spawn(async move {
                 let mut samples = Vec::new();
                 let mut seed = mix(u + 1);
+                // Users arrive spread over two think times, not all in the same instant.
+                sleep(think.mul_f64(2.0 * ratio(u, count))).await;
                 while Instant::now() < deadline {
                     seed = mix(seed);
                     let url = format!(
@@ -866,7 +898,11 @@ async fn drive(
                 let ms = start.elapsed().as_millis();
                 bar.set_position(u64::try_from(ms).unwrap_or(u64::MAX));
                 let (s, f) = (sent.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
-                let draining = if Instant::now() >= deadline { ", draining" } else { "" };
+                let draining = if Instant::now() >= deadline {
+                    ", draining"
+                } else {
+                    ""
+                };
                 bar.set_message(format!("{s} requests, {f} errors{draining}"));
                 sleep(Duration::from_millis(100)).await;
             }
@@ -927,7 +963,6 @@ fn fmt_state(s: CircuitState) -> &'static str {
         CircuitState::HalfOpen => "half-open",
         CircuitState::ForcedOpen => "forced-open",
         CircuitState::Disabled => "disabled",
-        _ => "other",
     }
 }
 
@@ -957,7 +992,11 @@ impl Report {
     /// [`P99_BUDGET`] or an error, per phase.
     pub(crate) fn violations(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for g in self.gateways.iter().filter(|g| g.gateway == Gateway::Resilient) {
+        for g in self
+            .gateways
+            .iter()
+            .filter(|g| g.gateway == Gateway::Resilient)
+        {
             for p in &g.phases {
                 if p.p99 >= P99_BUDGET {
                     out.push(format!(
@@ -976,6 +1015,7 @@ impl Report {
     }
 
     /// One phase of one gateway.
+    #[cfg_attr(not(test), allow(dead_code))] // for tests/storefront.rs
     pub(crate) fn phase(&self, gateway: Gateway, phase: Phase) -> &PhaseReport {
         self.gateways
             .iter()
@@ -985,6 +1025,7 @@ impl Report {
     }
 
     /// Every breaker transition observed, in order, with the phase it happened in.
+    #[cfg_attr(not(test), allow(dead_code))] // for tests/storefront.rs
     pub(crate) fn transitions(&self) -> impl Iterator<Item = (Phase, &Transition)> {
         self.gateways
             .iter()

@@ -19,10 +19,10 @@ use crate::live::Live;
 use crate::{Error, Outcome};
 
 pub use crate::registry::{BreakerSite, BulkheadSite, Decl, Registration, Site};
-pub use inventory;
 pub use crate::{BreakerConfig, BulkheadConfig, Jitter, RetryConfig, Strategy, TripRule};
 pub use core::ops::ControlFlow as Flow;
 pub use core::time::Duration as Dur;
+pub use inventory;
 
 /// How a stack turns a rejection into the user's error type, if it can reject at all.
 pub struct Stack<E> {
@@ -137,15 +137,33 @@ where
 {
     let breaker = site.get();
     let ticket = breaker.try_acquire().map_err(Outcome::Rejected)?;
+    let timer = crate::metrics::Timer::start();
     let mut guard = TicketGuard::new(breaker, ticket);
     let out = fut.await;
-    match &out {
-        Ok(_) => guard.finish(false),
+    let recorded_failure = match &out {
+        Ok(_) => {
+            guard.finish(false);
+            false
+        }
         Err(Outcome::Rejected(Error::CircuitOpen { .. } | Error::BulkheadFull { .. })) => {
             guard.abandon();
+            false
         }
-        Err(o) => guard.finish(failure.accepts(stack, o)),
-    }
+        Err(o) => {
+            let failed = failure.accepts(stack, o);
+            guard.finish(failed);
+            failed
+        }
+    };
+    timer.stop(breaker.name());
+    crate::metrics::call(
+        breaker.name(),
+        if recorded_failure {
+            "failure"
+        } else {
+            crate::metrics::outcome(&out)
+        },
+    );
     out
 }
 
@@ -206,8 +224,20 @@ where
         if now > deadline {
             overran(site, now.duration_since(start));
         }
+        #[cfg(feature = "metrics")]
+        {
+            metrics::histogram!("resilient_call_duration_seconds", "name" => site.name())
+                .record(now.duration_since(start).as_secs_f64());
+            crate::metrics::call(site.name(), crate::metrics::outcome(&out));
+        }
         out
     } else {
+        #[cfg(feature = "metrics")]
+        {
+            metrics::histogram!("resilient_call_duration_seconds", "name" => site.name())
+                .record(limit.as_secs_f64());
+            crate::metrics::call(site.name(), "timeout");
+        }
         crate::events::timed_out(site.name(), limit);
         Err(Outcome::Rejected(Error::Timeout {
             name: site.name(),
@@ -233,8 +263,16 @@ pub async fn bulkhead<T, E, F>(site: &'static BulkheadSite, fut: F) -> Result<T,
 where
     F: Future<Output = Result<T, Outcome<E>>>,
 {
-    let _permit = site.get().acquire().await.map_err(Outcome::Rejected)?;
-    fut.await
+    let bulkhead = site.get();
+    let permit = bulkhead.acquire().await.map_err(Outcome::Rejected)?;
+    crate::metrics::bulkhead_levels(bulkhead);
+    let timer = crate::metrics::Timer::start();
+    let out = fut.await;
+    drop(permit);
+    timer.stop(bulkhead.name());
+    crate::metrics::bulkhead_levels(bulkhead);
+    crate::metrics::call(bulkhead.name(), crate::metrics::outcome(&out));
+    out
 }
 
 /// The static an expansion declares for a `#[retry]`.
@@ -318,6 +356,24 @@ impl<E> Retry<E> {
         out: Result<T, Outcome<E>>,
         when: C,
     ) -> ControlFlow<Result<T, Outcome<E>>> {
+        let flow = self.decide(out, when).await;
+        if let ControlFlow::Break(result) = &flow {
+            crate::metrics::call(
+                self.site.name(),
+                if result.is_ok() { "success" } else { "failure" },
+            );
+        }
+        flow
+    }
+
+    /// Decides after an attempt: `Break` with the result to return, or `Continue` after
+    /// sleeping the backoff. Dropping this future during the sleep stops the retry.
+    #[inline]
+    async fn decide<T, C: Classify<E>>(
+        &mut self,
+        out: Result<T, Outcome<E>>,
+        when: C,
+    ) -> ControlFlow<Result<T, Outcome<E>>> {
         let err = match out {
             Ok(v) => return ControlFlow::Break(Ok(v)),
             Err(e) => e,
@@ -379,7 +435,11 @@ impl FallbackSite {
     }
 
     #[must_use]
-    pub const fn new(site: &'static Site, name: Option<&'static str>, handler: &'static str) -> Self {
+    pub const fn new(
+        site: &'static Site,
+        name: Option<&'static str>,
+        handler: &'static str,
+    ) -> Self {
         FallbackSite {
             site,
             name,
@@ -408,21 +468,29 @@ pub fn fallback<T, E, C: Classify<E>>(
     out: Result<T, Outcome<E>>,
 ) -> ControlFlow<Result<T, Outcome<E>>, E> {
     match out {
-        Ok(v) => ControlFlow::Break(Ok(v)),
+        Ok(v) => {
+            crate::metrics::call(site.name(), "success");
+            ControlFlow::Break(Ok(v))
+        }
         Err(o) if on.accepts(stack, &o) => match o {
             Outcome::Failed(e) => {
                 crate::events::fallback(site.name());
                 ControlFlow::Continue(e)
             }
-            Outcome::Rejected(r) => match stack.conv {
-                Some(conv) => {
+            Outcome::Rejected(r) => {
+                if let Some(conv) = stack.conv {
                     crate::events::fallback(site.name());
                     ControlFlow::Continue(conv(r))
+                } else {
+                    crate::metrics::call(site.name(), "failure");
+                    ControlFlow::Break(Err(Outcome::Rejected(r)))
                 }
-                None => ControlFlow::Break(Err(Outcome::Rejected(r))),
-            },
+            }
         },
-        Err(o) => ControlFlow::Break(Err(o)),
+        Err(o) => {
+            crate::metrics::call(site.name(), "failure");
+            ControlFlow::Break(Err(o))
+        }
     }
 }
 

@@ -24,9 +24,9 @@
 //! The closed path is one atomic load at admission plus the window update at completion: no
 //! lock, no allocation, and (for the count rules) no clock read on success.
 
-use std::fmt;
 use crate::sync::Mutex;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use std::fmt;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -213,6 +213,7 @@ impl Default for BreakerConfig {
 }
 
 /// The state of a breaker, as [`BreakerHandle::state`](crate::BreakerHandle::state) reports it.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CircuitState {
     /// Calls pass and outcomes are recorded (possibly ramping up after a recovery).
@@ -364,7 +365,10 @@ impl CircuitBreaker {
             ramp_credit: AtomicU64::new(0),
             rejections: AtomicU64::new(0),
             window: Window::new(&config.rule),
-            settings: Live::new(Settings { config, window: None }),
+            settings: Live::new(Settings {
+                config,
+                window: None,
+            }),
         })
     }
 
@@ -716,7 +720,8 @@ impl CircuitBreaker {
         // window. Tagging every window slot would cost the lock-free, clock-free success path.
         let settings = self.settings.get();
         let window = settings.window.unwrap_or(&self.window);
-        let Verdict::Open(rate) = window.record(&settings.config.rule, failure, || self.now_nanos())
+        let Verdict::Open(rate) =
+            window.record(&settings.config.rule, failure, || self.now_nanos())
         else {
             return;
         };

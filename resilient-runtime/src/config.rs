@@ -100,7 +100,7 @@ static APPLYING: Mutex<()> = Mutex::new(());
 /// # Errors
 /// A [`ConfigError`] naming the line, policy and key; nothing is applied then.
 pub fn apply_toml(text: &str) -> Result<(), ConfigError> {
-    apply("TOML", parse_toml("TOML", text)?)
+    apply("TOML", &parse_toml("TOML", text)?)
 }
 
 /// Reads and applies a TOML file.
@@ -118,7 +118,7 @@ pub fn load(path: impl AsRef<Path>) -> Result<(), ConfigError> {
         key: None,
         message: format!("cannot read the file: {e}"),
     })?;
-    apply(&source, parse_toml(&source, &text)?)
+    apply(&source, &parse_toml(&source, &text)?)
 }
 
 /// Applies every `RESILIENT__<KIND>__<NAME>__<KEY>` environment variable, e.g.
@@ -168,7 +168,10 @@ pub fn apply_vars<K: AsRef<str>, V: AsRef<str>>(
                 ))
             })?;
         let rest = &rest[kind.as_str().len() + 2..];
-        let Some((env_name, key)) = rest.rsplit_once("__").filter(|(n, k)| !n.is_empty() && !k.is_empty()) else {
+        let Some((env_name, key)) = rest
+            .rsplit_once("__")
+            .filter(|(n, k)| !n.is_empty() && !k.is_empty())
+        else {
             return Err(err("expected RESILIENT__<KIND>__<NAME>__<KEY>".into()));
         };
         let matches: Vec<&'static str> = names(kind)
@@ -195,7 +198,10 @@ pub fn apply_vars<K: AsRef<str>, V: AsRef<str>>(
             value: Value::Text(value.to_string()),
             line: None,
         };
-        match changes.iter_mut().find(|c| c.kind == kind && c.name == name) {
+        match changes
+            .iter_mut()
+            .find(|c| c.kind == kind && c.name == name)
+        {
             Some(c) => c.entries.push(entry),
             None => changes.push(Change {
                 kind,
@@ -205,7 +211,7 @@ pub fn apply_vars<K: AsRef<str>, V: AsRef<str>>(
             }),
         }
     }
-    apply("environment", changes)
+    apply("environment", &changes)
 }
 
 fn kinds_upper() -> String {
@@ -216,25 +222,33 @@ fn kinds_upper() -> String {
 
 fn env_form(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset).map_or(1, |t| t.matches('\n').count() + 1)
+    text.get(..offset)
+        .map_or(1, |t| t.matches('\n').count() + 1)
 }
 
 fn parse_toml(source: &str, text: &str) -> Result<Vec<Change>, ConfigError> {
     use toml::de::{DeTable, DeValue};
-    let err = |line: Option<usize>, policy: Option<String>, key: Option<String>, message: String| {
-        ConfigError {
-            source: source.to_string(),
-            line,
-            policy,
-            key,
-            message,
-        }
-    };
+    let err =
+        |line: Option<usize>, policy: Option<String>, key: Option<String>, message: String| {
+            ConfigError {
+                source: source.to_string(),
+                line,
+                policy,
+                key,
+                message,
+            }
+        };
     let doc = DeTable::parse(text).map_err(|e| {
         err(
             e.span().map(|s| line_of(text, s.start)),
@@ -247,7 +261,10 @@ fn parse_toml(source: &str, text: &str) -> Result<Vec<Change>, ConfigError> {
     for (kind_key, kind_value) in doc.get_ref() {
         let kind_line = Some(line_of(text, kind_key.span().start));
         let kind_name: &str = kind_key.get_ref();
-        let Some(kind) = PolicyKind::ALL.into_iter().find(|k| k.as_str() == kind_name) else {
+        let Some(kind) = PolicyKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == kind_name)
+        else {
             let known: Vec<&str> = PolicyKind::ALL.iter().map(|k| k.as_str()).collect();
             return Err(err(
                 kind_line,
@@ -316,7 +333,10 @@ fn suggest(found: &str, candidates: &[&str]) -> String {
 
 /// Every name declared for `kind`.
 fn names(kind: PolicyKind) -> Vec<&'static str> {
-    let mut v: Vec<&'static str> = declarations(kind).into_iter().map(|(_, d)| d.name()).collect();
+    let mut v: Vec<&'static str> = declarations(kind)
+        .into_iter()
+        .map(|(_, d)| d.name())
+        .collect();
     v.sort_unstable();
     v.dedup();
     v
@@ -330,10 +350,12 @@ enum Plan {
     Retry(Vec<&'static crate::__private::RetrySite>, RetryConfig),
 }
 
-fn apply(source: &str, changes: Vec<Change>) -> Result<(), ConfigError> {
-    let _serial = APPLYING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+fn apply(source: &str, changes: &[Change]) -> Result<(), ConfigError> {
+    let _serial = APPLYING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut plans = Vec::with_capacity(changes.len());
-    for change in &changes {
+    for change in changes {
         plans.push(plan(source, change)?);
     }
     for plan in plans {
@@ -386,7 +408,11 @@ fn plan(source: &str, change: &Change) -> Result<Plan, ConfigError> {
         ));
     }
     // A key derived by two functions (no `name`) is ambiguous.
-    let derived: Vec<&'static Site> = targets.iter().filter(|(_, d)| !d.explicit()).map(|(s, _)| *s).collect();
+    let derived: Vec<&'static Site> = targets
+        .iter()
+        .filter(|(_, d)| !d.explicit())
+        .map(|(s, _)| *s)
+        .collect();
     if derived.len() > 1 && derived.iter().any(|s| !std::ptr::eq(*s, derived[0])) {
         return Err(fail(
             change.line,
@@ -411,8 +437,12 @@ fn plan(source: &str, change: &Change) -> Result<Plan, ConfigError> {
             let mut config = bulkhead.config();
             for e in &change.entries {
                 let r = match e.key.as_str() {
-                    "pool" => count(&e.value, 1).and_then(|n| usize::try_from(n).map_err(|_| "too large".into())).map(|n| config.pool = n),
-                    "queue" => count(&e.value, 0).and_then(|n| usize::try_from(n).map_err(|_| "too large".into())).map(|n| config.queue = n),
+                    "pool" => count(&e.value, 1)
+                        .and_then(|n| usize::try_from(n).map_err(|_| "too large".into()))
+                        .map(|n| config.pool = n),
+                    "queue" => count(&e.value, 0)
+                        .and_then(|n| usize::try_from(n).map_err(|_| "too large".into()))
+                        .map(|n| config.queue = n),
                     "max_wait" => duration(&e.value, false).map(|d| config.max_wait = Some(d)),
                     other => Err(unknown(other, PolicyKind::Bulkhead)),
                 };
@@ -425,12 +455,34 @@ fn plan(source: &str, change: &Change) -> Result<Plan, ConfigError> {
             let mut limit = None;
             for e in &change.entries {
                 match e.key.as_str() {
-                    "duration" => limit = Some(duration(&e.value, false).map_err(|m| fail(at(e), Some(&e.key), m))?),
-                    other => return Err(fail(at(e), Some(&e.key), unknown(other, PolicyKind::Timeout))),
+                    "duration" => {
+                        limit = Some(
+                            duration(&e.value, false).map_err(|m| fail(at(e), Some(&e.key), m))?,
+                        )
+                    }
+                    other => {
+                        return Err(fail(
+                            at(e),
+                            Some(&e.key),
+                            unknown(other, PolicyKind::Timeout),
+                        ));
+                    }
                 }
             }
-            let sites = targets.iter().filter_map(|(_, d)| match d { Decl::Timeout(s) => Some(*s), _ => None }).collect();
-            let limit = limit.ok_or_else(|| fail(change.line, None, "nothing to change: the key is `duration`".into()))?;
+            let sites = targets
+                .iter()
+                .filter_map(|(_, d)| match d {
+                    Decl::Timeout(s) => Some(*s),
+                    _ => None,
+                })
+                .collect();
+            let limit = limit.ok_or_else(|| {
+                fail(
+                    change.line,
+                    None,
+                    "nothing to change: the key is `duration`".into(),
+                )
+            })?;
             Ok(Plan::Timeout(sites, limit))
         }
         Decl::Retry(first) => {
@@ -439,23 +491,49 @@ fn plan(source: &str, change: &Change) -> Result<Plan, ConfigError> {
                 retry_entry(&mut config, e).map_err(|m| fail(at(e), Some(&e.key), m))?;
             }
             config.validate().map_err(|m| fail(change.line, None, m))?;
-            let sites = targets.iter().filter_map(|(_, d)| match d { Decl::Retry(s) => Some(*s), _ => None }).collect();
+            let sites = targets
+                .iter()
+                .filter_map(|(_, d)| match d {
+                    Decl::Retry(s) => Some(*s),
+                    _ => None,
+                })
+                .collect();
             Ok(Plan::Retry(sites, config))
         }
         Decl::Fallback(_) => Err(match change.entries.first() {
             Some(e) => fail(at(e), Some(&e.key), unknown(&e.key, PolicyKind::Fallback)),
-            None => fail(change.line, None, "a fallback has nothing to configure".into()),
+            None => fail(
+                change.line,
+                None,
+                "a fallback has nothing to configure".into(),
+            ),
         }),
     }
 }
 
 const BREAKER_KEYS: &[&str] = &[
-    "threshold", "window", "failure_rate", "last", "min_calls", "cooldown", "max_cooldown",
-    "half_open_calls", "success_threshold", "ramp", "slow_call", "critical",
+    "threshold",
+    "window",
+    "failure_rate",
+    "last",
+    "min_calls",
+    "cooldown",
+    "max_cooldown",
+    "half_open_calls",
+    "success_threshold",
+    "ramp",
+    "slow_call",
+    "critical",
 ];
 const BULKHEAD_KEYS: &[&str] = &["pool", "queue", "max_wait"];
 const RETRY_KEYS: &[&str] = &[
-    "attempts", "backoff", "strategy", "multiplier", "max_backoff", "jitter", "max_duration",
+    "attempts",
+    "backoff",
+    "strategy",
+    "multiplier",
+    "max_backoff",
+    "jitter",
+    "max_duration",
 ];
 
 fn unknown(key: &str, kind: PolicyKind) -> String {
@@ -466,13 +544,22 @@ fn unknown(key: &str, kind: PolicyKind) -> String {
         PolicyKind::Timeout => &["duration"],
         PolicyKind::Fallback => &[],
     };
-    if matches!(key, "name" | "failure" | "when" | "on" | "args" | "crate" | "handler") {
+    if matches!(
+        key,
+        "name" | "failure" | "when" | "on" | "args" | "crate" | "handler"
+    ) {
         return format!("`{key}` is fixed at compile time and cannot be configured");
     }
     if keys.is_empty() {
-        return format!("unknown key `{key}`: a fallback has nothing to configure (its handler, `on` and `name` are fixed at compile time)");
+        return format!(
+            "unknown key `{key}`: a fallback has nothing to configure (its handler, `on` and `name` are fixed at compile time)"
+        );
     }
-    format!("unknown {kind} key `{key}`{}; expected one of: {}", suggest(key, keys), keys.join(", "))
+    format!(
+        "unknown {kind} key `{key}`{}; expected one of: {}",
+        suggest(key, keys),
+        keys.join(", ")
+    )
 }
 
 fn text(v: &Value) -> Result<&str, String> {
@@ -486,8 +573,15 @@ fn text(v: &Value) -> Result<&str, String> {
 fn duration(v: &Value, zero_ok: bool) -> Result<Duration, String> {
     let s = match v {
         Value::Text(s) => s,
-        Value::Int(_) | Value::Float(_) => return Err("expected a duration string like \"200ms\", found a number".into()),
-        _ => return Err(format!("expected a duration string like \"200ms\", {}", text(v).err().unwrap_or_default())),
+        Value::Int(_) | Value::Float(_) => {
+            return Err("expected a duration string like \"200ms\", found a number".into());
+        }
+        _ => {
+            return Err(format!(
+                "expected a duration string like \"200ms\", {}",
+                text(v).err().unwrap_or_default()
+            ));
+        }
     };
     let d = literal::parse_duration(s)?;
     if d.is_zero() && !zero_ok {
@@ -500,9 +594,17 @@ fn count(v: &Value, min: u32) -> Result<u32, String> {
     let s = match v {
         Value::Int(s) | Value::Text(s) => s,
         Value::Float(s) => return Err(format!("expected an integer, found `{s}`")),
-        _ => return Err(format!("expected an integer, {}", text(v).err().unwrap_or_default())),
+        _ => {
+            return Err(format!(
+                "expected an integer, {}",
+                text(v).err().unwrap_or_default()
+            ));
+        }
     };
-    let n: u32 = s.trim().parse().map_err(|_| format!("expected an integer of at least {min}, found `{s}`"))?;
+    let n: u32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected an integer of at least {min}, found `{s}`"))?;
     if n < min {
         return Err(format!("expected an integer of at least {min}, found {n}"));
     }
@@ -513,9 +615,16 @@ fn float(v: &Value) -> Result<f64, String> {
     let s = match v {
         Value::Float(s) | Value::Text(s) => s,
         Value::Int(s) => return Err(format!("expected a float literal; write `{s}.0`")),
-        _ => return Err(format!("expected a number, {}", text(v).err().unwrap_or_default())),
+        _ => {
+            return Err(format!(
+                "expected a number, {}",
+                text(v).err().unwrap_or_default()
+            ));
+        }
     };
-    s.trim().parse::<f64>().map_err(|_| format!("expected a number like 0.5, found `{s}`"))
+    s.trim()
+        .parse::<f64>()
+        .map_err(|_| format!("expected a number like 0.5, found `{s}`"))
 }
 
 fn boolean(v: &Value) -> Result<bool, String> {
@@ -530,7 +639,11 @@ fn boolean(v: &Value) -> Result<bool, String> {
 fn choice<'a>(v: &Value, options: &[&'a str]) -> Result<&'a str, String> {
     let s = text(v)?;
     options.iter().find(|o| **o == s).copied().ok_or_else(|| {
-        format!("unknown value \"{s}\"{}; expected one of {}", suggest(s, options), options.join(", "))
+        format!(
+            "unknown value \"{s}\"{}; expected one of {}",
+            suggest(s, options),
+            options.join(", ")
+        )
     })
 }
 
@@ -546,10 +659,35 @@ struct RuleKeys {
 impl RuleKeys {
     fn of(rule: TripRule) -> RuleKeys {
         match rule {
-            TripRule::Consecutive { threshold } => RuleKeys { threshold: Some(threshold), ..RuleKeys::default() },
-            TripRule::CountInWindow { threshold, window } => RuleKeys { threshold: Some(threshold), window: Some(window), ..RuleKeys::default() },
-            TripRule::RateOverTime { failure_rate, window, min_calls } => RuleKeys { failure_rate: Some(failure_rate), window: Some(window), min_calls: Some(min_calls), ..RuleKeys::default() },
-            TripRule::RateOverCalls { failure_rate, last, min_calls } => RuleKeys { failure_rate: Some(failure_rate), last: Some(last), min_calls: Some(min_calls), ..RuleKeys::default() },
+            TripRule::Consecutive { threshold } => RuleKeys {
+                threshold: Some(threshold),
+                ..RuleKeys::default()
+            },
+            TripRule::CountInWindow { threshold, window } => RuleKeys {
+                threshold: Some(threshold),
+                window: Some(window),
+                ..RuleKeys::default()
+            },
+            TripRule::RateOverTime {
+                failure_rate,
+                window,
+                min_calls,
+            } => RuleKeys {
+                failure_rate: Some(failure_rate),
+                window: Some(window),
+                min_calls: Some(min_calls),
+                ..RuleKeys::default()
+            },
+            TripRule::RateOverCalls {
+                failure_rate,
+                last,
+                min_calls,
+            } => RuleKeys {
+                failure_rate: Some(failure_rate),
+                last: Some(last),
+                min_calls: Some(min_calls),
+                ..RuleKeys::default()
+            },
         }
     }
 
@@ -565,15 +703,31 @@ impl RuleKeys {
 
     /// The rule these keys describe, by the attribute's shapes.
     fn rule(&self) -> Result<TripRule, String> {
-        match (self.threshold, self.window, self.failure_rate, self.last, self.min_calls) {
+        match (
+            self.threshold,
+            self.window,
+            self.failure_rate,
+            self.last,
+            self.min_calls,
+        ) {
             (Some(threshold), None, None, None, None) => Ok(TripRule::Consecutive { threshold }),
-            (Some(threshold), Some(window), None, None, None) => Ok(TripRule::CountInWindow { threshold, window }),
+            (Some(threshold), Some(window), None, None, None) => {
+                Ok(TripRule::CountInWindow { threshold, window })
+            }
             (Some(_), ..) => Err("`threshold` combines only with `window`".into()),
-            (None, Some(_), _, Some(_), _) => Err("`window` and `last` are two kinds of window; choose one".into()),
+            (None, Some(_), _, Some(_), _) => {
+                Err("`window` and `last` are two kinds of window; choose one".into())
+            }
             (None, _, None, Some(_), _) => Err("`last` needs `failure_rate`".into()),
-            (None, None, None, None, Some(_)) => Err("`min_calls` needs `failure_rate` or `window`".into()),
+            (None, None, None, None, Some(_)) => {
+                Err("`min_calls` needs `failure_rate` or `window`".into())
+            }
             (None, None, None, None, None) => Ok(TripRule::DEFAULT),
-            (None, _, rate, Some(last), min) => Ok(TripRule::RateOverCalls { failure_rate: rate.unwrap_or(0.5), last, min_calls: min.unwrap_or(last) }),
+            (None, _, rate, Some(last), min) => Ok(TripRule::RateOverCalls {
+                failure_rate: rate.unwrap_or(0.5),
+                last,
+                min_calls: min.unwrap_or(last),
+            }),
             (None, window, rate, None, min) => Ok(TripRule::RateOverTime {
                 failure_rate: rate.unwrap_or(0.5),
                 window: window.unwrap_or(Duration::from_secs(30)),
@@ -583,14 +737,19 @@ impl RuleKeys {
     }
 }
 
-fn breaker_config(mut config: BreakerConfig, entries: &[Entry]) -> Result<BreakerConfig, (&Entry, String)> {
+fn breaker_config(
+    mut config: BreakerConfig,
+    entries: &[Entry],
+) -> Result<BreakerConfig, (&Entry, String)> {
     let mut given = RuleKeys::default();
     let mut any_rule_key = None;
     for e in entries {
         let r: Result<(), String> = match e.key.as_str() {
             "threshold" => count(&e.value, 1).map(|n| given.threshold = Some(n)),
             "window" => duration(&e.value, false).map(|d| given.window = Some(d)),
-            "failure_rate" => float(&e.value).and_then(literal::check_ratio).map(|r| given.failure_rate = Some(r)),
+            "failure_rate" => float(&e.value)
+                .and_then(literal::check_ratio)
+                .map(|r| given.failure_rate = Some(r)),
             "last" => count(&e.value, 1).map(|n| given.last = Some(n)),
             "min_calls" => count(&e.value, 1).map(|n| given.min_calls = Some(n)),
             "cooldown" => duration(&e.value, false).map(|d| config.cooldown = d),
@@ -603,7 +762,10 @@ fn breaker_config(mut config: BreakerConfig, entries: &[Entry]) -> Result<Breake
             other => Err(unknown(other, PolicyKind::CircuitBreaker)),
         };
         r.map_err(|m| (e, m))?;
-        if matches!(e.key.as_str(), "threshold" | "window" | "failure_rate" | "last" | "min_calls") {
+        if matches!(
+            e.key.as_str(),
+            "threshold" | "window" | "failure_rate" | "last" | "min_calls"
+        ) {
             any_rule_key.get_or_insert(e);
         }
     }
@@ -613,15 +775,27 @@ fn breaker_config(mut config: BreakerConfig, entries: &[Entry]) -> Result<Breake
         config.rule = match RuleKeys::of(config.rule).overlay(&given).rule() {
             Ok(rule) => rule,
             Err(_) => given.rule().map_err(|m| {
-                (first, format!("changing the kind of trip rule needs the whole new rule: {m}"))
+                (
+                    first,
+                    format!("changing the kind of trip rule needs the whole new rule: {m}"),
+                )
             })?,
         };
     }
     if let (Some(slow), Some(inner)) = (config.slow_call, config.inner_timeout)
         && slow >= inner
     {
-        let e = entries.iter().find(|e| e.key == "slow_call").unwrap_or(&entries[0]);
-        return Err((e, format!("`slow_call` must be shorter than the inner timeout ({})", literal::format_duration(inner))));
+        let e = entries
+            .iter()
+            .find(|e| e.key == "slow_call")
+            .unwrap_or(&entries[0]);
+        return Err((
+            e,
+            format!(
+                "`slow_call` must be shorter than the inner timeout ({})",
+                literal::format_duration(inner)
+            ),
+        ));
     }
     Ok(config)
 }

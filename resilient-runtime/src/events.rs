@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::CircuitState;
 
 pub(crate) fn transition(name: &'static str, to: CircuitState, failure_rate: Option<f64>) {
+    crate::metrics::transition(name, to);
     match to {
         CircuitState::Open | CircuitState::ForcedOpen => tracing::warn!(
             target: "resilient",
@@ -21,6 +22,7 @@ pub(crate) fn transition(name: &'static str, to: CircuitState, failure_rate: Opt
 }
 
 pub(crate) fn rejected_open(name: &'static str, retry_after: Option<Duration>) {
+    crate::metrics::call(name, "rejected");
     tracing::debug!(
         target: "resilient",
         name,
@@ -31,6 +33,8 @@ pub(crate) fn rejected_open(name: &'static str, retry_after: Option<Duration>) {
 }
 
 pub(crate) fn bulkhead_rejected(name: &'static str) {
+    crate::metrics::bulkhead_rejected(name);
+    crate::metrics::call(name, "rejected");
     tracing::debug!(target: "resilient", name, reason = "bulkhead_full", "call rejected");
 }
 
@@ -39,14 +43,18 @@ pub(crate) fn bulkhead_queued(name: &'static str, depth: usize) {
 }
 
 pub(crate) fn timed_out(name: &'static str, after: Duration) {
+    crate::metrics::timeout(name);
     tracing::debug!(target: "resilient", name, after = ?after, "call timed out");
 }
 
 pub(crate) fn retrying(name: &'static str, attempt: u32, delay: Duration) {
+    crate::metrics::retry(name);
     tracing::debug!(target: "resilient", name, attempt, delay = ?delay, "retrying call");
 }
 
 pub(crate) fn fallback(name: &'static str) {
+    crate::metrics::fallback(name);
+    crate::metrics::call(name, "fallback");
     tracing::debug!(target: "resilient", name, "fallback used");
 }
 

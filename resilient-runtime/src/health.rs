@@ -5,6 +5,7 @@ use std::fmt;
 use crate::CircuitState;
 
 /// Overall health, worst first when compared: `Unhealthy > Degraded > Healthy`.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum HealthStatus {
     /// Every breaker is closed (and not ramping) or disabled.
@@ -16,6 +17,7 @@ pub enum HealthStatus {
 }
 
 /// One breaker's line in a [`HealthReport`].
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BreakerHealth {
@@ -32,6 +34,7 @@ pub struct BreakerHealth {
 }
 
 /// What [`health`] returns.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthReport {
     status: HealthStatus,

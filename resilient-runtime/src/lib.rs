@@ -19,13 +19,14 @@
 //! ```
 
 mod bulkhead;
-pub mod config;
 mod circuit_breaker;
+pub mod config;
 mod error;
 mod events;
 mod health;
-mod live;
 pub(crate) mod literal;
+mod live;
+pub mod metrics;
 mod outcome;
 mod registry;
 mod retry;
@@ -39,8 +40,8 @@ pub use error::{Error, FromResilience};
 pub use health::{BreakerHealth, HealthReport, HealthStatus, health};
 pub use outcome::Outcome;
 pub use registry::{
-    BreakerHandle, BulkheadHandle, CheckError, PolicyInfo, PolicyKind, Site, breaker, bulkhead, check,
-    policies,
+    BreakerHandle, BulkheadHandle, CheckError, PolicyInfo, PolicyKind, Site, breaker, bulkhead,
+    check, policies,
 };
 pub use retry::{Jitter, RetryConfig, Strategy};
 

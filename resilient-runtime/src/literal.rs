@@ -4,6 +4,7 @@
 //! `resilient-runtime`, so a duration or ratio accepted in an attribute is accepted in a
 //! configuration source and vice versa. It must stay dependency-free and panic-free.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 /// Parses `<integer><unit>` groups (`ns`, `us`, `ms`, `s`, `m`, `h`) in strictly descending unit
@@ -73,7 +74,10 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Writes a duration in the syntax [`parse_duration`] reads: `"1m30s"`, `"200ms"`, `"0s"`.
-#[allow(dead_code, reason = "the runtime lists configurations with it; the macros do not")]
+#[allow(
+    dead_code,
+    reason = "the runtime lists configurations with it; the macros do not"
+)]
 pub(crate) fn format_duration(d: Duration) -> String {
     let mut nanos = d.as_nanos();
     if nanos == 0 {
@@ -89,7 +93,7 @@ pub(crate) fn format_duration(d: Duration) -> String {
         ("ns", 1),
     ] {
         if nanos >= size {
-            out.push_str(&format!("{}{unit}", nanos / size));
+            let _ = write!(out, "{}{unit}", nanos / size);
             nanos %= size;
         }
     }

@@ -52,11 +52,12 @@ impl<T: 'static> Live<T> {
         loop {
             match next.get() {
                 Some(n) => next = &n.next,
-                None => match next.set(node) {
-                    Ok(()) => return,
-                    // Someone appended first: keep walking to the new tail.
-                    Err(_) => continue,
-                },
+                // If someone appended first, keep walking to the new tail.
+                None => {
+                    if next.set(node).is_ok() {
+                        return;
+                    }
+                }
             }
         }
     }

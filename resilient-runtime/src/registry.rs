@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::fmt::Write as _;
 use std::sync::{LazyLock, Mutex, OnceLock};
 
 use crate::{
@@ -202,6 +203,7 @@ impl BreakerSite {
                 self.naming,
                 self.config,
                 |name, config| {
+                    crate::metrics::created(name);
                     CircuitBreaker::new(name, config).unwrap_or_else(|_| {
                         // The macro validated this configuration with the same rules, so this
                         // only happens for hand-built sites; keep the call path panic-free.
@@ -551,7 +553,7 @@ impl Decl {
                 let c = s.effective_config();
                 let mut out = format!("pool = {}, queue = {}", c.pool, c.queue);
                 if let Some(w) = c.max_wait {
-                    out.push_str(&format!(", max_wait = \"{}\"", d(w)));
+                    let _ = write!(out, ", max_wait = \"{}\"", d(w));
                 }
                 out
             }
@@ -569,9 +571,10 @@ impl Decl {
                     }
                 );
                 if c.strategy == crate::Strategy::Exponential {
-                    out.push_str(&format!(", multiplier = {:?}", c.multiplier));
+                    let _ = write!(out, ", multiplier = {:?}", c.multiplier);
                 }
-                out.push_str(&format!(
+                let _ = write!(
+                    out,
                     ", max_backoff = \"{}\", jitter = \"{}\"",
                     d(c.max_backoff),
                     match c.jitter {
@@ -580,9 +583,9 @@ impl Decl {
                         crate::Jitter::None => "none",
                         crate::Jitter::Decorrelated => "decorrelated",
                     }
-                ));
+                );
                 if let Some(m) = c.max_duration {
-                    out.push_str(&format!(", max_duration = \"{}\"", d(m)));
+                    let _ = write!(out, ", max_duration = \"{}\"", d(m));
                 }
                 out
             }
@@ -613,19 +616,20 @@ fn describe_breaker(c: BreakerConfig) -> String {
             min_calls,
         } => format!("failure_rate = {failure_rate:?}, last = {last}, min_calls = {min_calls}"),
     };
-    out.push_str(&format!(", cooldown = \"{}\"", d(c.cooldown)));
+    let _ = write!(out, ", cooldown = \"{}\"", d(c.cooldown));
     if let Some(m) = c.max_cooldown {
-        out.push_str(&format!(", max_cooldown = \"{}\"", d(m)));
+        let _ = write!(out, ", max_cooldown = \"{}\"", d(m));
     }
-    out.push_str(&format!(
+    let _ = write!(
+        out,
         ", half_open_calls = {}, success_threshold = {}",
         c.half_open_calls, c.success_threshold
-    ));
+    );
     if let Some(r) = c.ramp {
-        out.push_str(&format!(", ramp = \"{}\"", d(r)));
+        let _ = write!(out, ", ramp = \"{}\"", d(r));
     }
     if let Some(s) = c.slow_call {
-        out.push_str(&format!(", slow_call = \"{}\"", d(s)));
+        let _ = write!(out, ", slow_call = \"{}\"", d(s));
     }
     if c.critical {
         out.push_str(", critical = true");
@@ -672,7 +676,9 @@ pub fn policies() -> Vec<PolicyInfo> {
             });
         }
     }
-    out.sort_by(|a, b| (a.function, a.file, a.line, a.layer).cmp(&(b.function, b.file, b.line, b.layer)));
+    out.sort_by(|a, b| {
+        (a.function, a.file, a.line, a.layer).cmp(&(b.function, b.file, b.line, b.layer))
+    });
     out
 }
 

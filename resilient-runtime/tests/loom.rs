@@ -34,20 +34,19 @@ use resilient_runtime::{
 
 /// Runs `f` under loom with the preemption bound, and prints the interleavings explored.
 fn check(name: &str, f: impl Fn() + Sync + Send + 'static) {
-    static RUNS: StdAtomicUsize = StdAtomicUsize::new(0);
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
         builder.preemption_bound = Some(3);
     }
-    let before = RUNS.load(SeqCst);
+    let runs = std::sync::Arc::new(StdAtomicUsize::new(0));
+    let counter = runs.clone();
     builder.check(move || {
-        RUNS.fetch_add(1, SeqCst);
+        counter.fetch_add(1, SeqCst);
         f();
     });
-    // Tests run one at a time under loom (it is not re-entrant), so the difference is ours.
     println!(
         "loom {name}: {} interleavings (preemption bound {})",
-        RUNS.load(SeqCst) - before,
+        runs.load(SeqCst),
         builder.preemption_bound.unwrap_or(0)
     );
 }
@@ -286,44 +285,37 @@ mod loom_breaker {
         });
     }
 
-    /// Known limit (documented in `record_closed`): a closed-cycle outcome preempted between
-    /// its generation check and its window update, across a whole open, half-open, closed
-    /// round, lands in the new cycle's window. DESIGN.md 4.1 says an outcome belongs to the
-    /// cycle in which its call was admitted.
+    /// BUG (a known limit, documented in `record_closed`): the window is not tagged with a
+    /// generation, so an outcome that passed its generation check just before another thread
+    /// changed the state lands in the next cycle's freshly cleared window. Minimal sequence:
+    /// `t = try_acquire()` (Closed, generation 0); thread A `record(t, true)` passes the check
+    /// and is preempted; thread B `reset()` clears the window and moves to generation 1;
+    /// thread A adds its failure to generation 1's window. `reset` promised an empty window
+    /// (DESIGN.md 6), and the outcome belongs to the cycle it was admitted in (DESIGN.md 4.1):
+    /// with `threshold = 2`, one more failure now opens the breaker. The same happens across
+    /// `disable()` (a disabled breaker then shows a failure) and across a whole open,
+    /// half-open, closed round.
     #[test]
-    #[ignore = "bug: a stale closed-cycle failure is counted in a later closed cycle's window \
-                (see RELIABILITY.md, known issues)"]
+    #[ignore = "bug: an outcome racing reset()/disable()/a state change lands in the new \
+                cycle's window (see RELIABILITY.md, known issues)"]
     fn stale_closed_outcome_is_not_counted_in_a_later_cycle() {
         check("breaker stale_closed_outcome", || {
             let mut config = BreakerConfig::new(TripRule::Consecutive { threshold: 2 });
-            config.cooldown = Duration::from_nanos(1);
-            config.inner_timeout = Some(HOUR);
+            config.cooldown = HOUR;
             let b = Arc::new(CircuitBreaker::new("loom", config).unwrap());
             let stale = b.try_acquire().unwrap();
-            let round = {
+            let recorder = {
                 let b = b.clone();
-                thread::spawn(move || {
-                    // Open (two failures), a successful trial: closed again, window empty.
-                    for _ in 0..2 {
-                        let t = b.try_acquire().unwrap();
-                        b.record(t, true);
-                    }
-                    std::thread::sleep(Duration::from_micros(1));
-                    let t = b.try_acquire().unwrap();
-                    b.record(t, false);
-                })
+                thread::spawn(move || b.record(stale, true))
             };
-            b.record(stale, true);
-            round.join().unwrap();
-            if b.state() == CircuitState::Closed {
-                // The stale failure belongs to the first cycle; the new window holds only
-                // what was recorded after closing: nothing.
-                assert_eq!(
-                    b.metrics().failures,
-                    0,
-                    "a stale outcome is in the new window"
-                );
-            }
+            b.reset();
+            recorder.join().unwrap();
+            // Recorded before the reset: cleared by it. After: ignored, an earlier cycle's.
+            assert_eq!(
+                b.metrics().failures,
+                0,
+                "a stale outcome is in the new window"
+            );
         });
     }
 
@@ -374,11 +366,36 @@ mod loom_breaker {
             }
             // Whatever the order, the last transition was `disable`, or a trip before it.
             assert_eq!(b.state(), CircuitState::Disabled);
+            // A disabled breaker records nothing. (Its window may hold one stale failure:
+            // see `stale_closed_outcome_is_not_counted_in_a_later_cycle`.)
+            let before = b.metrics();
             let t = b.try_acquire().expect("disabled admits");
             b.record(t, true);
             assert_eq!(b.state(), CircuitState::Disabled);
-            assert_eq!(b.metrics().failures, 0);
+            assert_eq!(b.metrics(), before);
         });
+    }
+}
+
+/// Wakes a loom thread parked in [`block_on`].
+struct Unpark(thread::Thread);
+
+impl std::task::Wake for Unpark {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Drives `fut` to completion on the current loom thread, parking it while pending (loom's
+/// own `block_on` needs a cargo feature of loom).
+fn block_on<F: Future>(fut: F) -> F::Output {
+    let waker = Waker::from(std::sync::Arc::new(Unpark(thread::current())));
+    let mut fut = pin!(fut);
+    loop {
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut Context::from_waker(&waker)) {
+            return out;
+        }
+        thread::park();
     }
 }
 
@@ -424,7 +441,7 @@ mod loom_bulkhead {
             let call = {
                 let running = running.clone();
                 move || {
-                    let permit = loom::future::block_on(bh.acquire()).expect("queued, not full");
+                    let permit = block_on(bh.acquire()).expect("queued, not full");
                     assert_eq!(running.fetch_add(1, SeqCst), 0, "two calls at once");
                     running.fetch_sub(1, SeqCst);
                     drop(permit);
@@ -445,7 +462,7 @@ mod loom_bulkhead {
     fn a_dropped_waiter_loses_no_permit() {
         check("bulkhead a_dropped_waiter_loses_no_permit", || {
             let bh = bulkhead(1, 1);
-            let held = loom::future::block_on(bh.acquire()).unwrap();
+            let held = block_on(bh.acquire()).unwrap();
             let waiter = thread::spawn(move || {
                 let mut wait = pin!(bh.acquire());
                 match poll_once(wait.as_mut()) {
@@ -457,7 +474,7 @@ mod loom_bulkhead {
             drop(held);
             waiter.join().unwrap();
             assert_idle(bh, 1);
-            let again = loom::future::block_on(bh.acquire()).expect("the permit is back");
+            let again = block_on(bh.acquire()).expect("the permit is back");
             drop(again);
         });
     }
@@ -468,7 +485,7 @@ mod loom_bulkhead {
     fn the_queue_is_fifo_under_drops() {
         check("bulkhead the_queue_is_fifo_under_drops", || {
             let bh = bulkhead(1, 2);
-            let held = loom::future::block_on(bh.acquire()).unwrap();
+            let held = block_on(bh.acquire()).unwrap();
             // Two waiters, in this order.
             let mut quitter = Box::pin(bh.acquire());
             assert!(poll_once(quitter.as_mut()).is_pending());
@@ -482,7 +499,7 @@ mod loom_bulkhead {
                 let first_served = first_served.clone();
                 thread::spawn(move || {
                     // Arrives after both; may find the queue full (the quitter still in it).
-                    if let Ok(permit) = loom::future::block_on(bh.acquire()) {
+                    if let Ok(permit) = block_on(bh.acquire()) {
                         assert!(
                             first_served.load(SeqCst),
                             "a later arrival was served before an earlier waiter"
@@ -492,7 +509,7 @@ mod loom_bulkhead {
                 })
             };
             drop(quitter);
-            let permit = loom::future::block_on(first).expect("the first waiter is served");
+            let permit = block_on(first).expect("the first waiter is served");
             first_served.store(true, SeqCst);
             drop(permit);
             releaser.join().unwrap();
@@ -507,7 +524,7 @@ mod loom_bulkhead {
     fn reconfigure_races_with_release() {
         check("bulkhead reconfigure_races_with_release", || {
             let bh = bulkhead(1, 2);
-            let held = loom::future::block_on(bh.acquire()).unwrap();
+            let held = block_on(bh.acquire()).unwrap();
             let mut waiter = Box::pin(bh.acquire());
             assert!(poll_once(waiter.as_mut()).is_pending());
             let grow = thread::spawn(move || {
@@ -520,7 +537,7 @@ mod loom_bulkhead {
             });
             let releaser = thread::spawn(move || drop(held));
             // Served by whichever comes first: the bigger pool or the release.
-            let permit = loom::future::block_on(waiter).unwrap();
+            let permit = block_on(waiter).unwrap();
             grow.join().unwrap();
             releaser.join().unwrap();
             assert_eq!((bh.in_flight(), bh.queued(), bh.available()), (1, 0, 1));
