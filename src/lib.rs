@@ -171,9 +171,17 @@ pub use resilient_macros::fallback;
 pub use resilient_runtime::{
     BreakerConfig, BreakerHandle, BreakerHealth, BreakerMetrics, Bulkhead, BulkheadConfig,
     BulkheadHandle, BulkheadPermit, CheckError, CircuitBreaker, CircuitState, Error,
-    FromResilience, HealthReport, HealthStatus, Jitter, Outcome, PolicyInfo, PolicyKind, RetryConfig, Site, Strategy,
-    Ticket, TripRule, breaker, bulkhead, check, config, health, policies, parse_duration,
+    FromResilience, HealthReport, HealthStatus, Jitter, Outcome, PolicyInfo, PolicyKind,
+    RetryConfig, Site, Strategy, Ticket, TripRule, breaker, bulkhead, check, config, health,
+    parse_duration, policies,
 };
+
+/// Chaos injection (feature `chaos`): see [`chaos::inject`].
+#[cfg(feature = "chaos")]
+pub use resilient_runtime::chaos;
+
+/// The metrics the `metrics` feature records.
+pub use resilient_runtime::metrics;
 
 #[doc(hidden)]
 pub use resilient_runtime::__private;

@@ -10,7 +10,8 @@ mod scenario;
 
 use std::time::Duration;
 
-use scenario::{CircuitState, Gateway, P99_BUDGET, Phase, RECOMMENDATIONS, Settings};
+use resilient::CircuitState;
+use scenario::{Gateway, P99_BUDGET, Phase, RECOMMENDATIONS, Settings};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quick_storefront_scenario_keeps_the_resilient_gateway_within_budget() {

@@ -19,8 +19,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use indicatif::{ProgressBar, ProgressStyle};
-pub(crate) use resilient::CircuitState;
-use resilient::{bulkhead, circuit_breaker, fallback, retry, timeout};
+use resilient::{CircuitState, bulkhead, circuit_breaker, fallback, retry, timeout};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -1084,7 +1083,8 @@ impl Report {
 
     /// The same results as JSON.
     pub(crate) fn to_json(&self) -> Value {
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        // Milliseconds, to a tenth.
+        let ms = |d: Duration| (d.as_secs_f64() * 10_000.0).round() / 10.0;
         let gateways: Vec<Value> = self
             .gateways
             .iter()

@@ -88,8 +88,16 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenS
         }
         None => new_body,
     };
+    // Mention the absorbed attributes so the user's `use resilient::timeout;` stays used.
+    let marks = if absorbed.is_empty() {
+        TokenStream::new()
+    } else if absorbed.iter().all(|p| p.leading_colon.is_none()) {
+        quote!(#[allow(unused_imports)] use {#(#absorbed as _),*};)
+    } else {
+        quote!(#(#[allow(unused_imports)] use #absorbed as _;)*)
+    };
     let new_body = quote! {
-        #(#[allow(unused_imports)] use #absorbed as _;)*
+        #marks
         #new_body
     };
     let ItemFn {

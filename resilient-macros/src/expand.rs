@@ -124,18 +124,16 @@ pub(crate) fn body(input: &Input<'_>) -> TokenStream {
     let krate = &input.krate;
     let cx = Ctx {
         input,
-        p: quote!(#krate::__private),
+        p: quote!(__resilient),
         stack: Ident::new("__stack", Span::mixed_site()),
         params: params::analyse(input.sig),
     };
     let p = &cx.p;
     let stack = &cx.stack;
     let fn_name = input.sig.ident.to_string();
-    let line = quote_spanned!(input.sig.ident.span()=> ::core::line!());
     let site = quote! {
-        static __RESILIENT_SITE: #p::Site = #p::Site::new(
-            ::core::concat!(::core::module_path!(), "::", #fn_name), ::core::file!(), #line,
-        );
+        use #krate::__private as __resilient;
+        static __RESILIENT_SITE: #p::Site = #p::site!(#fn_name);
     };
 
     // Innermost first: the body, then each layer around it, in reverse source order.
@@ -171,14 +169,11 @@ pub(crate) fn body(input: &Input<'_>) -> TokenStream {
     }
     statics.reverse();
     decls.reverse();
-    let n = decls.len();
+    let n = Literal::usize_unsuffixed(decls.len());
     // Link-time registration: `resilient::policies()` lists this function before any call.
     let registration = quote! {
         static __RESILIENT_POLICIES: [#p::Decl; #n] = [#(#decls),*];
-        #p::inventory::submit!(#p::Registration {
-            site: &__RESILIENT_SITE,
-            policies: &__RESILIENT_POLICIES,
-        });
+        #p::register!(__RESILIENT_SITE, __RESILIENT_POLICIES);
     };
 
     let rejects = input.policies.iter().any(|p| {
@@ -232,7 +227,7 @@ fn innermost(cx: &Ctx<'_>) -> TokenStream {
             let ty = erase_impl_trait(ty);
             let ret = Ident::new("__ret", Span::mixed_site());
             quote! {
-                if let ::core::option::Option::Some(#ret) = ::core::option::Option::None::<#ty> {
+                if let #p::Some(#ret) = #p::None::<#ty> {
                     return #ret;
                 }
             }
@@ -251,9 +246,9 @@ fn innermost(cx: &Ctx<'_>) -> TokenStream {
     let mut body = Group::new(Delimiter::Brace, stmts.clone());
     body.set_span(Span::call_site().located_at(input.body_span));
     if borrows {
-        quote_spanned!(input.body_span=> #p::body(async { #fake_return #body }))
+        quote_spanned!(input.body_span=> #p::body(&__RESILIENT_POLICIES, async { #fake_return #body }))
     } else {
-        quote_spanned!(input.body_span=> #p::body(async move { #fake_return #body }))
+        quote_spanned!(input.body_span=> #p::body(&__RESILIENT_POLICIES, async move { #fake_return #body }))
     }
 }
 
@@ -269,10 +264,10 @@ fn layer(
         input, p, stack, ..
     } = cx;
     let opt_name = policy.name.as_ref().map_or_else(
-        || quote!(::core::option::Option::None),
+        || quote!(#p::None),
         |n| {
             let s = &n.value;
-            quote!(::core::option::Option::Some(#s))
+            quote!(#p::Some(#s))
         },
     );
     match &policy.args {
@@ -324,7 +319,11 @@ fn layer(
         }
         Args::Fallback(f) => (
             {
-                let handler = f.handler.as_ref().map(|h| quote!(#h).to_string().replace(' ', "")).unwrap_or_default();
+                let handler = f
+                    .handler
+                    .as_ref()
+                    .map(|h| quote!(#h).to_string().replace(' ', ""))
+                    .unwrap_or_default();
                 quote!(static #st: #p::FallbackSite = #p::FallbackSite::new(&__RESILIENT_SITE, #opt_name, #handler);)
             },
             fallback_layer(cx, f, st, inner),
@@ -452,7 +451,7 @@ fn float(f: f64) -> Literal {
 
 fn some_dur(p: &TokenStream, d: Duration) -> TokenStream {
     let d = dur(p, d);
-    quote!(::core::option::Option::Some(#d))
+    quote!(#p::Some(#d))
 }
 
 /// The number of fields of the runtime's `BreakerConfig` and `RetryConfig`. With every field
@@ -533,10 +532,10 @@ fn breaker_config(
 fn bulkhead_config(p: &TokenStream, b: &BulkheadArgs) -> TokenStream {
     let pool = Literal::usize_unsuffixed(b.pool.as_ref().map_or(1, |s| s.value) as usize);
     let queue = Literal::usize_unsuffixed(b.queue.as_ref().map_or(0, |s| s.value) as usize);
-    let max_wait = b.max_wait.as_ref().map_or_else(
-        || quote!(::core::option::Option::None),
-        |w| some_dur(p, w.value),
-    );
+    let max_wait = b
+        .max_wait
+        .as_ref()
+        .map_or_else(|| quote!(#p::None), |w| some_dur(p, w.value));
     quote!(#p::BulkheadConfig { pool: #pool, queue: #queue, max_wait: #max_wait })
 }
 

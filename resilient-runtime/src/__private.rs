@@ -19,8 +19,10 @@ use crate::live::Live;
 use crate::{Error, Outcome};
 
 pub use crate::registry::{BreakerSite, BulkheadSite, Decl, Registration, Site};
+pub use crate::{__resilient_register as register, __resilient_site as site};
 pub use crate::{BreakerConfig, BulkheadConfig, Jitter, RetryConfig, Strategy, TripRule};
 pub use core::ops::ControlFlow as Flow;
+pub use core::option::Option::{None, Some};
 pub use core::time::Duration as Dur;
 pub use inventory;
 
@@ -113,12 +115,29 @@ impl<E, P: Fn(&E) -> bool> Classify<E> for Pred<P> {
     }
 }
 
-/// The innermost step: the body's `Result<T, E>` into the stack's currency.
+/// The innermost step: the body's `Result<T, E>` into the stack's currency. With the `chaos`
+/// feature, faults injected into any of `policies` act here; without it `policies` is unused.
 #[inline]
-pub async fn body<T, E, F>(fut: F) -> Result<T, Outcome<E>>
+pub async fn body<T, E, F>(policies: &'static [Decl], fut: F) -> Result<T, Outcome<E>>
 where
     F: Future<Output = Result<T, E>>,
 {
+    #[cfg(feature = "chaos")]
+    match crate::chaos::verdict(policies) {
+        crate::chaos::Verdict::Run => {}
+        // Outside a runtime there is no timer: the latency fault is skipped rather than panic.
+        crate::chaos::Verdict::Delay(d) => {
+            if !d.is_zero() && tokio::runtime::Handle::try_current().is_ok() {
+                tokio::time::sleep(d).await;
+            }
+        }
+        crate::chaos::Verdict::Fail(name) => {
+            return Err(Outcome::Rejected(Error::Injected { name }));
+        }
+        crate::chaos::Verdict::Hang => std::future::pending::<()>().await,
+    }
+    #[cfg(not(feature = "chaos"))]
+    let _ = policies;
     fut.await.map_err(Outcome::Failed)
 }
 
@@ -515,4 +534,30 @@ impl<T: Clone> CloneArg for T {}
 #[must_use]
 pub fn clone_arg<T: CloneArg>(x: &T) -> T {
     x.clone()
+}
+
+/// `static __RESILIENT_SITE: Site = site!("fn_name");`: the function's key, file and line (of
+/// the attribute).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __resilient_site {
+    ($name:literal) => {
+        $crate::__private::Site::new(
+            ::core::concat!(::core::module_path!(), "::", $name),
+            ::core::file!(),
+            ::core::line!(),
+        )
+    };
+}
+
+/// Submits a function's policies for `resilient::policies()`, at link time.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __resilient_register {
+    ($site:ident, $policies:ident) => {
+        $crate::__private::inventory::submit!($crate::__private::Registration {
+            site: &$site,
+            policies: &$policies,
+        });
+    };
 }

@@ -19,6 +19,8 @@
 //! ```
 
 mod bulkhead;
+#[cfg(feature = "chaos")]
+pub mod chaos;
 mod circuit_breaker;
 pub mod config;
 mod error;

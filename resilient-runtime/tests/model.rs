@@ -560,7 +560,10 @@ fn finish(b: &CircuitBreaker, held: Held<'_>, end: End) {
                 End::Success | End::NotAFailure => Verdict::Ok,
                 End::Failure => Verdict::Err,
                 End::Panic => Verdict::Panic,
-                End::Cancel => return drop(fut),
+                End::Cancel => {
+                    drop(fut);
+                    return;
+                }
             };
             tx.send(verdict).expect("the body is waiting");
             match (poll(fut.as_mut()), end) {
@@ -612,20 +615,19 @@ fn run(config: BreakerConfig, ops: &[Op]) -> Result<(), TestCaseError> {
         let mut m = Model::new(config);
         let mut held: Vec<(Held<'_>, MTicket)> = Vec::new();
         for (step, op) in ops.iter().enumerate() {
-            let ctx = || format!("step {step} ({op:?}); model {m:?}");
-            let mut admit = |future: bool, m: &mut Model| -> Result<_, TestCaseError> {
-                let (real, model) = (start(&b, future), m.acquire());
-                match (real, model) {
+            let ctx = format!("step {step} ({op:?}); model before it: {m:?}");
+            let admit = |future: bool, m: &mut Model| -> Result<_, TestCaseError> {
+                match (start(&b, future), m.acquire()) {
                     (Ok(h), Ok(t)) => Ok(Some((h, t))),
                     (Err(r), Err(mr)) => {
-                        prop_assert_eq!(r, mr, "retry_after at {}", ctx());
+                        prop_assert_eq!(r, mr, "retry_after at {}", ctx);
                         Ok(None)
                     }
                     (r, mt) => Err(TestCaseError::fail(format!(
                         "admission differs: real {:?}, model {:?} at {}",
                         r.map(|_| ()),
                         mt.map(|_| ()),
-                        ctx()
+                        ctx
                     ))),
                 }
             };
@@ -673,14 +675,14 @@ fn run(config: BreakerConfig, ops: &[Op]) -> Result<(), TestCaseError> {
                     m.manual(MState::Closed { ramp_start: None });
                 }
             }
-            prop_assert_eq!(b.state(), m.state(), "state after {}", ctx());
+            prop_assert_eq!(b.state(), m.state(), "state after {}", ctx);
             prop_assert_eq!(
                 b.is_ramping(),
                 m.ramp_elapsed().is_some(),
                 "is_ramping after {}",
-                ctx()
+                ctx
             );
-            prop_assert_eq!(real_metrics(&b), m.metrics(), "metrics after {}", ctx());
+            prop_assert_eq!(real_metrics(&b), m.metrics(), "metrics after {}", ctx);
         }
         // Whatever is still held ends by cancellation: nothing may be left behind.
         for (h, t) in held.drain(..) {
