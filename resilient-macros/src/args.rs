@@ -46,38 +46,11 @@ impl Kind {
 
     fn keys(self) -> &'static [&'static str] {
         match self {
-            Kind::CircuitBreaker => &[
-                "threshold",
-                "window",
-                "failure_rate",
-                "last",
-                "min_calls",
-                "cooldown",
-                "max_cooldown",
-                "half_open_calls",
-                "success_threshold",
-                "ramp",
-                "slow_call",
-                "failure",
-                "critical",
-                "name",
-                "crate",
-            ],
-            Kind::Timeout => &["duration", "name", "crate"],
-            Kind::Bulkhead => &["pool", "queue", "max_wait", "name", "crate"],
-            Kind::Retry => &[
-                "attempts",
-                "backoff",
-                "strategy",
-                "multiplier",
-                "max_backoff",
-                "jitter",
-                "max_duration",
-                "when",
-                "name",
-                "crate",
-            ],
-            Kind::Fallback => &["args", "on", "name", "crate"],
+            Kind::CircuitBreaker => literal::BREAKER_KEYS,
+            Kind::Timeout => literal::TIMEOUT_KEYS,
+            Kind::Bulkhead => literal::BULKHEAD_KEYS,
+            Kind::Retry => literal::RETRY_KEYS,
+            Kind::Fallback => literal::FALLBACK_KEYS,
         }
     }
 }

@@ -511,53 +511,32 @@ fn plan(source: &str, change: &Change) -> Result<Plan, ConfigError> {
     }
 }
 
-const BREAKER_KEYS: &[&str] = &[
-    "threshold",
-    "window",
-    "failure_rate",
-    "last",
-    "min_calls",
-    "cooldown",
-    "max_cooldown",
-    "half_open_calls",
-    "success_threshold",
-    "ramp",
-    "slow_call",
-    "critical",
-];
-const BULKHEAD_KEYS: &[&str] = &["pool", "queue", "max_wait"];
-const RETRY_KEYS: &[&str] = &[
-    "attempts",
-    "backoff",
-    "strategy",
-    "multiplier",
-    "max_backoff",
-    "jitter",
-    "max_duration",
-];
-
 fn unknown(key: &str, kind: PolicyKind) -> String {
-    let keys: &[&str] = match kind {
-        PolicyKind::CircuitBreaker => BREAKER_KEYS,
-        PolicyKind::Bulkhead => BULKHEAD_KEYS,
-        PolicyKind::Retry => RETRY_KEYS,
-        PolicyKind::Timeout => &["duration"],
-        PolicyKind::Fallback => &[],
+    let all: &[&str] = match kind {
+        PolicyKind::CircuitBreaker => literal::BREAKER_KEYS,
+        PolicyKind::Bulkhead => literal::BULKHEAD_KEYS,
+        PolicyKind::Retry => literal::RETRY_KEYS,
+        PolicyKind::Timeout => literal::TIMEOUT_KEYS,
+        PolicyKind::Fallback => literal::FALLBACK_KEYS,
     };
-    if matches!(
-        key,
-        "name" | "failure" | "when" | "on" | "args" | "crate" | "handler"
-    ) {
+    if literal::FIXED_KEYS.contains(&key) {
         return format!("`{key}` is fixed at compile time and cannot be configured");
     }
+    // The attribute's own keys, less those fixed at compile time.
+    let keys: Vec<&str> = all
+        .iter()
+        .copied()
+        .filter(|k| !literal::FIXED_KEYS.contains(k))
+        .collect();
     if keys.is_empty() {
         return format!(
-            "unknown key `{key}`: a fallback has nothing to configure (its handler, `on` and `name` are fixed at compile time)"
+            "unknown key `{key}`: a fallback has nothing to configure (its handler, `on` and \
+             `name` are fixed at compile time)"
         );
     }
     format!(
         "unknown {kind} key `{key}`{}; expected one of: {}",
-        suggest(key, keys),
+        suggest(key, &keys),
         keys.join(", ")
     )
 }

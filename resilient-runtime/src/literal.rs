@@ -111,6 +111,51 @@ pub(crate) fn check_ratio(value: f64) -> Result<f64, String> {
     }
 }
 
+/// Every argument of `#[circuit_breaker]`, in the order the docs list them.
+pub(crate) const BREAKER_KEYS: &[&str] = &[
+    "threshold",
+    "window",
+    "failure_rate",
+    "last",
+    "min_calls",
+    "cooldown",
+    "max_cooldown",
+    "half_open_calls",
+    "success_threshold",
+    "ramp",
+    "slow_call",
+    "failure",
+    "critical",
+    "name",
+    "crate",
+];
+/// Every argument of `#[timeout]`.
+pub(crate) const TIMEOUT_KEYS: &[&str] = &["duration", "name", "crate"];
+/// Every argument of `#[bulkhead]`.
+pub(crate) const BULKHEAD_KEYS: &[&str] = &["pool", "queue", "max_wait", "name", "crate"];
+/// Every argument of `#[retry]`.
+pub(crate) const RETRY_KEYS: &[&str] = &[
+    "attempts",
+    "backoff",
+    "strategy",
+    "multiplier",
+    "max_backoff",
+    "jitter",
+    "max_duration",
+    "when",
+    "name",
+    "crate",
+];
+/// Every argument of `#[fallback]` (besides the handler).
+pub(crate) const FALLBACK_KEYS: &[&str] = &["args", "on", "name", "crate"];
+/// Arguments fixed at compile time: identity, paths and code, never configuration.
+#[allow(
+    dead_code,
+    reason = "the runtime's configuration refuses them; the macros do not"
+)]
+pub(crate) const FIXED_KEYS: &[&str] =
+    &["name", "crate", "failure", "when", "on", "args", "handler"];
+
 /// Levenshtein distance, for did-you-mean suggestions on misspelled keys.
 #[allow(
     dead_code,
