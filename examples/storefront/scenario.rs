@@ -818,7 +818,7 @@ fn progress_bar(settings: &Settings, gateway: Gateway, i: usize, phase: Phase) -
         return ProgressBar::hidden();
     }
     let len = u64::try_from(settings.phase.as_millis()).unwrap_or(u64::MAX);
-    let style = ProgressStyle::with_template("{prefix:<32} [{bar:24}] {msg}")
+    let style = ProgressStyle::with_template("{prefix:<34} [{bar:24}] {msg}")
         .expect("a valid template")
         .progress_chars("=> ");
     let bar = ProgressBar::new(len).with_style(style);

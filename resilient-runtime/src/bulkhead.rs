@@ -299,14 +299,14 @@ impl Bulkhead {
             None => Ok((&mut waiting).await),
             // The inner future is polled before the timer, so a permit handed over by the
             // deadline is taken; one handed over just after goes back through `Waiting`'s drop.
-            Some(limit) => match tokio::time::timeout(limit, &mut waiting).await {
-                Ok(permit) => Ok(permit),
-                Err(_) => {
-                    drop(waiting);
-                    crate::events::bulkhead_rejected(self.name);
-                    Err(Error::BulkheadFull { name: self.name })
+            Some(limit) => {
+                if let Ok(permit) = tokio::time::timeout(limit, &mut waiting).await {
+                    return Ok(permit);
                 }
-            },
+                drop(waiting);
+                crate::events::bulkhead_rejected(self.name);
+                Err(Error::BulkheadFull { name: self.name })
+            }
         }
     }
 

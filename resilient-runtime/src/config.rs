@@ -436,17 +436,7 @@ fn plan(source: &str, change: &Change) -> Result<Plan, ConfigError> {
             let bulkhead = site.get();
             let mut config = bulkhead.config();
             for e in &change.entries {
-                let r = match e.key.as_str() {
-                    "pool" => count(&e.value, 1)
-                        .and_then(|n| usize::try_from(n).map_err(|_| "too large".into()))
-                        .map(|n| config.pool = n),
-                    "queue" => count(&e.value, 0)
-                        .and_then(|n| usize::try_from(n).map_err(|_| "too large".into()))
-                        .map(|n| config.queue = n),
-                    "max_wait" => duration(&e.value, false).map(|d| config.max_wait = Some(d)),
-                    other => Err(unknown(other, PolicyKind::Bulkhead)),
-                };
-                r.map_err(|m| fail(at(e), Some(&e.key), m))?;
+                bulkhead_entry(&mut config, e).map_err(|m| fail(at(e), Some(&e.key), m))?;
             }
             config.validate().map_err(|m| fail(change.line, None, m))?;
             Ok(Plan::Bulkhead(bulkhead, config))
@@ -454,28 +444,9 @@ fn plan(source: &str, change: &Change) -> Result<Plan, ConfigError> {
         Decl::Timeout(_) => {
             let mut limit = None;
             for e in &change.entries {
-                match e.key.as_str() {
-                    "duration" => {
-                        limit = Some(
-                            duration(&e.value, false).map_err(|m| fail(at(e), Some(&e.key), m))?,
-                        )
-                    }
-                    other => {
-                        return Err(fail(
-                            at(e),
-                            Some(&e.key),
-                            unknown(other, PolicyKind::Timeout),
-                        ));
-                    }
-                }
+                limit = Some(timeout_entry(e).map_err(|m| fail(at(e), Some(&e.key), m))?);
             }
-            let sites = targets
-                .iter()
-                .filter_map(|(_, d)| match d {
-                    Decl::Timeout(s) => Some(*s),
-                    _ => None,
-                })
-                .collect();
+            let sites = targets.iter().filter_map(|(_, d)| d.timeout()).collect();
             let limit = limit.ok_or_else(|| {
                 fail(
                     change.line,
@@ -491,13 +462,7 @@ fn plan(source: &str, change: &Change) -> Result<Plan, ConfigError> {
                 retry_entry(&mut config, e).map_err(|m| fail(at(e), Some(&e.key), m))?;
             }
             config.validate().map_err(|m| fail(change.line, None, m))?;
-            let sites = targets
-                .iter()
-                .filter_map(|(_, d)| match d {
-                    Decl::Retry(s) => Some(*s),
-                    _ => None,
-                })
-                .collect();
+            let sites = targets.iter().filter_map(|(_, d)| d.retry()).collect();
             Ok(Plan::Retry(sites, config))
         }
         Decl::Fallback(_) => Err(match change.entries.first() {
@@ -777,6 +742,24 @@ fn breaker_config(
         ));
     }
     Ok(config)
+}
+
+fn bulkhead_entry(config: &mut BulkheadConfig, e: &Entry) -> Result<(), String> {
+    let size = |n: u32| usize::try_from(n).map_err(|_| "too large".to_string());
+    match e.key.as_str() {
+        "pool" => config.pool = size(count(&e.value, 1)?)?,
+        "queue" => config.queue = size(count(&e.value, 0)?)?,
+        "max_wait" => config.max_wait = Some(duration(&e.value, false)?),
+        other => return Err(unknown(other, PolicyKind::Bulkhead)),
+    }
+    Ok(())
+}
+
+fn timeout_entry(e: &Entry) -> Result<Duration, String> {
+    match e.key.as_str() {
+        "duration" => duration(&e.value, false),
+        other => Err(unknown(other, PolicyKind::Timeout)),
+    }
 }
 
 fn retry_entry(config: &mut RetryConfig, e: &Entry) -> Result<(), String> {

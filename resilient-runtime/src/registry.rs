@@ -512,6 +512,20 @@ impl fmt::Display for PolicyKind {
 }
 
 impl Decl {
+    pub(crate) fn timeout(self) -> Option<&'static crate::__private::TimeoutSite> {
+        match self {
+            Decl::Timeout(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn retry(self) -> Option<&'static crate::__private::RetrySite> {
+        match self {
+            Decl::Retry(s) => Some(s),
+            _ => None,
+        }
+    }
+
     pub(crate) fn kind(self) -> PolicyKind {
         match self {
             Decl::Breaker(_) => PolicyKind::CircuitBreaker,
