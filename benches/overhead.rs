@@ -10,8 +10,10 @@
 //!   shared policy (the same static, or clones of one `Arc`-backed peer policy); the time is
 //!   per call as seen by each worker (the slower worker's loop time / iterations).
 //!
-//! The loop runs inside one `block_on`, so no per-iteration runtime entry is measured. Run it
-//! with `benches/run.sh`, which also turns criterion's medians into a table of ratios.
+//! The loop runs inside one `block_on`, so no per-iteration runtime entry is measured. A sample
+//! is timed with the looping thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), so other work on a
+//! shared machine does not inflate it; `BENCH_CLOCK=wall` times wall-clock instead. Run it with
+//! `benches/run.sh`, which also turns criterion's medians into a table of ratios.
 
 // Wall time is measured with `std::time::Instant`, as criterion does: the measurement must not
 // go through tokio's pausable clock (which the crate's own code is required to use).
@@ -229,7 +231,7 @@ async fn proto_flat_stack(x: u64) -> Result<u64, E> {
                     Err(_) => Err(E::from(resilient::Error::BulkheadFull { name: "proto" })),
                     Ok(_permit) => tokio::time::timeout(Duration::from_millis(200), op(x))
                         .await
-                        .unwrap_or_else(|_| Err(E::Down)),
+                        .unwrap_or(Err(E::Down)),
                 };
                 PROTO_STACK_BREAKER.record(ticket, out.is_err());
                 out
@@ -273,6 +275,46 @@ enum Mode {
     TwoWorkers,
 }
 
+/// What a sample's time is: this thread's CPU time by default, which the other work sharing
+/// the machine does not inflate (a descheduled thread accrues none); `BENCH_CLOCK=wall` measures
+/// wall time instead. Both are read on the thread that runs the loop.
+#[derive(Debug, Clone, Copy)]
+struct Stamp {
+    wall: Instant,
+    cpu: Option<Duration>,
+    thread: std::thread::ThreadId,
+}
+
+static USE_WALL: LazyLock<bool> =
+    LazyLock::new(|| std::env::var("BENCH_CLOCK").is_ok_and(|v| v == "wall"));
+
+impl Stamp {
+    fn now() -> Stamp {
+        let cpu = if *USE_WALL {
+            None
+        } else {
+            cpu_time::ThreadTime::try_now()
+                .ok()
+                .map(|t| t.as_duration())
+        };
+        Stamp {
+            wall: Instant::now(),
+            cpu,
+            thread: std::thread::current().id(),
+        }
+    }
+
+    /// Time since `self`; wall time if CPU time is off, unavailable, or the task moved to
+    /// another thread in between.
+    fn elapsed(self) -> Duration {
+        let end = Stamp::now();
+        match (self.cpu, end.cpu) {
+            (Some(a), Some(b)) if self.thread == end.thread => b.saturating_sub(a),
+            _ => self.wall.elapsed(),
+        }
+    }
+}
+
 /// Waits (spinning) until both workers have arrived, so their loops overlap.
 fn rendezvous(ready: &AtomicUsize) {
     ready.fetch_add(1, Ordering::AcqRel);
@@ -293,7 +335,7 @@ macro_rules! case {
                 Mode::CurrentThread => rt.block_on(async {
                     #[allow(unused_mut, unused_variables, clippy::let_unit_value)]
                     let mut $s = $init;
-                    let start = Instant::now();
+                    let start = Stamp::now();
                     for i in 0..iters {
                         let $x = black_box(i);
                         let out = $call;
@@ -317,7 +359,7 @@ macro_rules! case {
                             let ready = Arc::clone(&ready);
                             tokio::spawn(async move {
                                 rendezvous(&ready);
-                                let start = Instant::now();
+                                let start = Stamp::now();
                                 for i in 0..iters {
                                     let $x = black_box(i);
                                     let out = $call;

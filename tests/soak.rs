@@ -19,10 +19,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use resilient::{CircuitState, Error, bulkhead, circuit_breaker, fallback, retry, timeout};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 #[derive(Debug, Clone, PartialEq)]
 enum E {
@@ -158,7 +159,7 @@ const BULKHEADS: [(&str, usize); 3] = [
 // ---------------------------------------------------------------------------------------------
 // Driving it.
 
-/// SplitMix64: the call's number decides everything about it, reproducibly.
+/// `SplitMix64`: the call's number decides everything about it, reproducibly.
 fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -168,11 +169,11 @@ fn mix(mut x: u64) -> u64 {
 
 fn kind_of(r: u64) -> Kind {
     match r % 100 {
-        0..=34 => Kind::Ok,
-        35..=69 => Kind::YieldThenOk,
-        70..=84 => Kind::Down,
-        85..=86 => Kind::Panic,
-        87..=95 => Kind::Sleep(1),
+        0..=39 => Kind::Ok,
+        40..=79 => Kind::YieldThenOk,
+        80..=89 => Kind::Down,
+        90 => Kind::Panic,
+        91..=96 => Kind::Sleep(1),
         _ => Kind::Sleep(6),
     }
 }
@@ -186,8 +187,15 @@ enum Class {
     Cancellation,
 }
 
-fn classify(out: Result<u32, E>) -> Class {
+/// Calls that ended in an error injected by the `chaos` feature (counted among failures).
+static INJECTED: AtomicU64 = AtomicU64::new(0);
+
+fn classify(out: &Result<u32, E>) -> Class {
     match out {
+        Err(E::Res(Error::Injected { .. })) => {
+            INJECTED.fetch_add(1, Relaxed);
+            Class::Failure
+        }
         Ok(_) => Class::Success,
         Err(E::Res(Error::CircuitOpen { .. } | Error::BulkheadFull { .. })) => Class::Rejection,
         Err(_) => Class::Failure,
@@ -208,14 +216,14 @@ async fn one_call(i: u64) -> Class {
     };
     if (r >> 40) % 29 == 0 {
         match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(out) => return classify(out),
+            Poll::Ready(out) => return classify(&out),
             Poll::Pending => {
                 drop(fut);
                 return Class::Cancellation;
             }
         }
     }
-    classify(fut.await)
+    classify(&fut.await)
 }
 
 /// Resident memory in bytes, from `/proc/self/statm` and the kernel's page size.
@@ -301,51 +309,9 @@ async fn flipper(stop: Arc<AtomicBool>) -> u64 {
     flips
 }
 
-async fn run(calls: u64) {
-    // Every policy exists before the baseline is taken.
-    for i in 0..64 {
-        let _ = one_call(i).await;
-    }
-    let rss_before = rss();
-    let started = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flips = tokio::spawn(flipper(stop.clone()));
-    #[cfg(feature = "chaos")]
-    let _faults = chaos_faults();
-
-    let mut tally = Tally::default();
-    let mut tasks = JoinSet::new();
-    for i in 0..calls {
-        while tasks.len() >= 256 {
-            tally.add(tasks.join_next().await.expect("a task"));
-        }
-        let abort = tasks.spawn(one_call(i));
-        if mix(i ^ 0xAB) % 97 == 0 {
-            abort.abort();
-        }
-    }
-    while let Some(joined) = tasks.join_next().await {
-        tally.add(joined);
-    }
-    stop.store(true, Relaxed);
-    let flips = flips.await.expect("the flipper");
-    let elapsed = started.elapsed();
-
-    // Every call is accounted for.
-    assert_eq!(tally.total(), calls, "{tally:?}");
-
-    // Every bulkhead has all its permits back and an empty queue.
-    for (name, pool) in BULKHEADS {
-        let h = resilient::bulkhead(name).expect(name);
-        assert_eq!(
-            (h.in_flight(), h.queued(), h.available()),
-            (0, 0, pool),
-            "bulkhead {name}"
-        );
-    }
-
-    // No breaker is stuck: manual states are undone by hand (they are meant to stay), then
-    // after the longest cooldown each admits all its trial slots (or, closed, a call).
+/// Manual states are undone by hand (they are meant to stay); then, after the longest
+/// cooldown, each breaker admits all its trial slots (or, closed, a call). Returns the states.
+async fn assert_no_breaker_is_stuck() -> Vec<String> {
     for name in BREAKERS {
         let b = resilient::breaker(name).expect(name);
         if matches!(b.state(), CircuitState::ForcedOpen | CircuitState::Disabled) {
@@ -388,19 +354,73 @@ async fn run(calls: u64) {
         }
     }
 
+    states
+}
+
+async fn run(calls: u64) {
+    // Every policy exists before the baseline is taken.
+    for i in 0..64 {
+        // Some of these panic: in a task of their own.
+        let _ = tokio::spawn(one_call(i)).await;
+    }
+    let rss_before = rss();
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flips = tokio::spawn(flipper(stop.clone()));
+    #[cfg(feature = "chaos")]
+    let _faults = chaos_faults();
+
+    let mut tally = Tally::default();
+    let mut tasks = JoinSet::new();
+    for i in 0..calls {
+        while tasks.len() >= 256 {
+            tally.add(tasks.join_next().await.expect("a task"));
+        }
+        if i % 128 == 127 {
+            // Let time pass, so cooldowns end and trials run while the calls go on.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let abort = tasks.spawn(one_call(i));
+        if mix(i ^ 0xAB) % 97 == 0 {
+            abort.abort();
+        }
+    }
+    while let Some(joined) = tasks.join_next().await {
+        tally.add(joined);
+    }
+    stop.store(true, Relaxed);
+    let flips = flips.await.expect("the flipper");
+    let elapsed = started.elapsed();
+
+    // Every call is accounted for.
+    assert_eq!(tally.total(), calls, "{tally:?}");
+
+    // Every bulkhead has all its permits back and an empty queue.
+    for (name, pool) in BULKHEADS {
+        let h = resilient::bulkhead(name).expect(name);
+        assert_eq!(
+            (h.in_flight(), h.queued(), h.available()),
+            (0, 0, pool),
+            "bulkhead {name}"
+        );
+    }
+
+    let states = assert_no_breaker_is_stuck().await;
+
     let rss_after = rss();
     let grown = rss_after.saturating_sub(rss_before);
     #[allow(clippy::cast_precision_loss)]
     let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
     println!(
         "soak: {calls} calls in {elapsed:.1?} on 2 workers; successes {} (fallbacks served {}), \
-         failures {} (panics {}), rejections {}, cancellations {} (aborted tasks {}); \
+         failures {} (panics {}, injected {}), rejections {}, cancellations {} (aborted tasks {}); \
          breaker flips {flips}; bulkheads idle; breakers {}; \
          resident memory {:.1} MB -> {:.1} MB (grew {:.2} MB)",
         tally.successes,
         FALLBACKS.load(Relaxed),
         tally.failures,
         tally.panics,
+        INJECTED.load(Relaxed),
         tally.rejections,
         tally.cancellations,
         tally.aborted,
@@ -411,6 +431,12 @@ async fn run(calls: u64) {
     );
     assert!(tally.successes > 0 && tally.failures > 0 && tally.rejections > 0);
     assert!(tally.cancellations > 0 && tally.panics > 0);
+    if cfg!(feature = "chaos") {
+        assert!(
+            INJECTED.load(Relaxed) > 0,
+            "the chaos feature injected nothing"
+        );
+    }
     assert!(
         grown < 10 * 1024 * 1024,
         "resident memory grew {:.2} MB",

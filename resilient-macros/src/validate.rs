@@ -162,6 +162,30 @@ const SHAPES: &str = "the trip rule is one of: nothing (the default, failure_rat
                       `last` and optional `min_calls`; `window = \"10s\"` with optional `min_calls`";
 
 fn breaker(b: &BreakerArgs, errors: &mut Errors) {
+    // The same caps the runtime's `BreakerConfig::validate` applies.
+    if let (Some(t), Some(_)) = (&b.threshold, &b.window)
+        && t.value > crate::literal::MAX_TIMED_THRESHOLD
+    {
+        errors.push(syn::Error::new(
+            t.span,
+            format!(
+                "`threshold` with `window` may not exceed {} (the breaker keeps that many failure \
+                 times); use `failure_rate` for larger volumes",
+                crate::literal::MAX_TIMED_THRESHOLD
+            ),
+        ));
+    }
+    if let Some(l) = &b.last
+        && l.value > crate::literal::MAX_LAST
+    {
+        errors.push(syn::Error::new(
+            l.span,
+            format!(
+                "`last` may not exceed {} (one bit per call is kept)",
+                crate::literal::MAX_LAST
+            ),
+        ));
+    }
     let mut conflict = |span, what: &str| {
         errors.push(syn::Error::new(span, format!("{what}; {SHAPES}")));
     };

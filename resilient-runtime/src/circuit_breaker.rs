@@ -149,6 +149,14 @@ impl BreakerConfig {
             TripRule::Consecutive { threshold } => positive("threshold", threshold)?,
             TripRule::CountInWindow { threshold, window } => {
                 positive("threshold", threshold)?;
+                // The breaker keeps the times of the last `threshold` failures.
+                if threshold > crate::literal::MAX_TIMED_THRESHOLD {
+                    return Err(format!(
+                        "`threshold` with `window` may not exceed {} (the breaker keeps that many \
+                         failure times); use `failure_rate` for larger volumes",
+                        crate::literal::MAX_TIMED_THRESHOLD
+                    ));
+                }
                 if window.is_zero() {
                     return Err("`window` must be longer than zero".into());
                 }
@@ -173,6 +181,12 @@ impl BreakerConfig {
                 crate::literal::check_ratio(failure_rate)
                     .map_err(|e| format!("`failure_rate`: {e}"))?;
                 positive("last", last)?;
+                if last > crate::literal::MAX_LAST {
+                    return Err(format!(
+                        "`last` may not exceed {} (one bit per call is kept)",
+                        crate::literal::MAX_LAST
+                    ));
+                }
                 positive("min_calls", min_calls)?;
                 if min_calls > last {
                     return Err(format!(
@@ -947,7 +961,8 @@ impl Window {
         match *rule {
             TripRule::Consecutive { .. } => Window::Consecutive(AtomicU32::new(0)),
             TripRule::CountInWindow { threshold, .. } => Window::Timed(Mutex::new(
-                std::collections::VecDeque::with_capacity(threshold as usize),
+                // Grows to `threshold` entries with the failures themselves.
+                std::collections::VecDeque::with_capacity((threshold as usize).min(64)),
             )),
             TripRule::RateOverCalls { last, .. } => Window::Calls {
                 bits: (0..u64::from(last).div_ceil(64))

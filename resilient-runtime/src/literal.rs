@@ -111,6 +111,13 @@ pub(crate) fn check_ratio(value: f64) -> Result<f64, String> {
     }
 }
 
+/// Largest `threshold` of a `threshold` + `window` rule: the breaker keeps that many times.
+#[allow(dead_code, reason = "each crate uses the caps it checks")]
+pub(crate) const MAX_TIMED_THRESHOLD: u32 = 100_000;
+/// Largest `last`: one bit per call, 125 kB at this size.
+#[allow(dead_code, reason = "each crate uses the caps it checks")]
+pub(crate) const MAX_LAST: u32 = 1_000_000;
+
 /// Every argument of `#[circuit_breaker]`, in the order the docs list them.
 pub(crate) const BREAKER_KEYS: &[&str] = &[
     "threshold",
