@@ -1055,6 +1055,14 @@ impl Window {
                     ..
                 },
             ) => {
+                // A full ring without failures: another success changes nothing (the slot it
+                // would overwrite holds a success too), so skip the shared write entirely.
+                if !failure
+                    && failures.load(Ordering::Acquire) == 0
+                    && next.load(Ordering::Relaxed) >= *len
+                {
+                    return Verdict::Stay;
+                }
                 let pos = next.fetch_add(1, Ordering::AcqRel);
                 let slot = pos % len;
                 let word = &bits[usize::try_from(slot / 64).unwrap_or(0)];
@@ -1076,6 +1084,11 @@ impl Window {
                 } else {
                     failures.load(Ordering::Acquire)
                 };
+                // Once the ring is full a success cannot raise the rate, and the rule was
+                // evaluated after the outcome it replaces: nothing to decide.
+                if !failure && pos >= *len {
+                    return Verdict::Stay;
+                }
                 let calls = (pos + 1).min(*len);
                 rate_trips(calls, total, min_calls, failure_rate)
             }
