@@ -74,7 +74,13 @@ pub(crate) async fn serve() -> (SocketAddr, PrometheusHandle) {
 /// Calls the dependency `n` times, four at a time.
 pub(crate) async fn load(n: usize) {
     for _ in 0..n / 4 {
-        let _ = tokio::join!(inventory(), inventory(), inventory(), inventory());
+        // Boxed: four full stacks side by side make a large future to move around.
+        let _ = tokio::join!(
+            Box::pin(inventory()),
+            Box::pin(inventory()),
+            Box::pin(inventory()),
+            Box::pin(inventory())
+        );
     }
 }
 

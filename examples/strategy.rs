@@ -26,6 +26,9 @@ async fn guest(_user: u64, _err: ApiError) -> Result<String, ApiError> {
 }
 
 /// Recommendations: the full stack in the recommended order.
+///
+/// # Errors
+/// When the dependency fails and no fallback answers.
 #[fallback(popular_items)]
 #[retry(attempts = 2, backoff = "50ms")]
 #[circuit_breaker(threshold = 5, window = "30s", name = "recommendations")]
@@ -36,6 +39,9 @@ pub async fn recommendations(user: u64) -> Result<Vec<u64>, ApiError> {
 }
 
 /// Profiles: a critical dependency.
+///
+/// # Errors
+/// When the dependency fails and no fallback answers.
 #[fallback(guest)]
 #[circuit_breaker(failure_rate = 0.5, last = 20, critical = true, name = "profiles")]
 #[timeout("200ms", name = "profiles")]
@@ -44,6 +50,9 @@ pub async fn profile(user: u64) -> Result<String, ApiError> {
 }
 
 /// Payments: no fallback, a longer timeout, a queue.
+///
+/// # Errors
+/// When the dependency fails and no fallback answers.
 #[circuit_breaker(
     failure_rate = 0.25,
     window = "1m",

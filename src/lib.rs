@@ -36,7 +36,7 @@
 //! |---|---|
 //! | [`circuit_breaker`] | trip rule (`failure_rate = 0.5, window = "30s", min_calls = 20`), `cooldown` (`"5s"`), `max_cooldown` (none), `half_open_calls` (= `success_threshold`), `success_threshold` (1), `ramp`, `slow_call`, `failure`, `critical` (false), `name` |
 //! | [`timeout`] | the duration, required: `#[timeout("200ms")]` or `#[timeout(duration = "200ms")]`; `name` |
-//! | [`bulkhead`] | `pool`, required; `queue` (0); `max_wait` (unbounded, needs `queue >= 1`); `name` |
+//! | [`bulkhead`](macro@bulkhead) | `pool`, required; `queue` (0); `max_wait` (unbounded, needs `queue >= 1`); `name` |
 //! | [`retry`] | `attempts` (3, the first included), `backoff` (`"100ms"`), `strategy` (`"exponential"`, `"linear"`, `"constant"`), `multiplier` (2.0), `max_backoff` (`"10s"`), `jitter` (`"full"`, `"equal"`, `"none"`, `"decorrelated"`), `max_duration`, `when`, `name` |
 //! | [`fallback`] | the handler path, required; `args = (..)` (all arguments); `on` (every error); `name` |
 //!
@@ -77,7 +77,7 @@
 //! # Naming and state
 //!
 //! `name = "..."` shares state: every function declaring the same breaker or bulkhead name
-//! uses one instance, reached at run time with [`breaker`] and [`bulkhead`]. Without `name`,
+//! uses one instance, reached at run time with [`breaker()`] and [`bulkhead()`]. Without `name`,
 //! each function has its own state under the key `module_path::fn_name`. State lives in a
 //! per-function `static`, shared by all callers, receivers and monomorphisations, reached by
 //! one atomic load after the first call. Timers need a tokio runtime; outside one, `#[timeout]`

@@ -234,16 +234,16 @@ async fn bulkhead_queueing_and_rejections() {
     let running = pooled();
     let queued = pooled();
     let rejected = pooled();
-    let (a, b, c) = tokio::join!(running, queued, rejected);
-    assert_eq!((a, b), (Ok(()), Ok(())));
+    let (first, second, third) = tokio::join!(running, queued, rejected);
+    assert_eq!((first, second), (Ok(()), Ok(())));
     assert!(matches!(
-        c,
+        third,
         Err(E::R(resilient::Error::BulkheadFull { .. }))
     ));
-    let q = events.one("ev_bulkhead", "queued");
-    assert_eq!(q.level, Level::TRACE);
-    assert_eq!(q.get("depth"), Some("1"));
-    let r = events.one("ev_bulkhead", "call rejected");
-    assert_eq!(r.level, Level::DEBUG);
-    assert_eq!(r.get("reason"), Some("bulkhead_full"));
+    let queueing = events.one("ev_bulkhead", "queued");
+    assert_eq!(queueing.level, Level::TRACE);
+    assert_eq!(queueing.get("depth"), Some("1"));
+    let rejection = events.one("ev_bulkhead", "call rejected");
+    assert_eq!(rejection.level, Level::DEBUG);
+    assert_eq!(rejection.get("reason"), Some("bulkhead_full"));
 }
