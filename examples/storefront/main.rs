@@ -10,6 +10,9 @@
 //! recovery. At the end, one table per gateway. The run takes under a minute (`--quick`: about
 //! twenty seconds) and exits non-zero if the resilient gateway's p99 reaches 500 ms or it
 //! returns an error in any phase.
+//!
+//! With `--features metrics`, the gateway's `resilient_*` metrics are also served in Prometheus
+//! text format on 127.0.0.1 during the run, and their totals are printed at the end.
 
 mod scenario;
 
@@ -44,6 +47,8 @@ async fn main() -> ExitCode {
             scenario::fmt_duration(settings.phase)
         );
     }
+    #[cfg(feature = "metrics")]
+    let metrics = metrics_endpoint::serve(!json).await;
     let report: Report = scenario::run(&settings).await;
     let violations = report.violations();
     if json {
@@ -53,6 +58,8 @@ async fn main() -> ExitCode {
         );
     } else {
         print!("{}", report.render());
+        #[cfg(feature = "metrics")]
+        metrics_endpoint::summary(&metrics);
         if violations.is_empty() {
             println!(
                 "\nOK: the resilient gateway kept p99 under {} with no errors in every phase.",
@@ -67,5 +74,45 @@ async fn main() -> ExitCode {
             eprintln!("FAILED: resilient gateway, {v}");
         }
         ExitCode::FAILURE
+    }
+}
+
+/// The metrics endpoint of the `metrics` feature.
+#[cfg(feature = "metrics")]
+mod metrics_endpoint {
+    use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+    /// Installs the Prometheus recorder and serves `/metrics` on an ephemeral port.
+    pub(crate) async fn serve(announce: bool) -> PrometheusHandle {
+        let handle = PrometheusBuilder::new()
+            .install_recorder()
+            .expect("no other metrics recorder is installed");
+        let render = handle.clone();
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || async move { render.render() }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1");
+        if announce {
+            let addr = listener.local_addr().expect("local address");
+            println!("metrics: http://{addr}/metrics (Prometheus text, while the run lasts)");
+        }
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        handle
+    }
+
+    /// The call and transition totals, as the endpoint reports them.
+    pub(crate) fn summary(handle: &PrometheusHandle) {
+        println!("\nmetrics endpoint, totals at the end:");
+        for line in handle.render().lines() {
+            if line.starts_with("resilient_calls_total")
+                || line.starts_with("resilient_circuit_transitions_total")
+                || line.starts_with("resilient_fallbacks_total")
+            {
+                println!("  {line}");
+            }
+        }
     }
 }
