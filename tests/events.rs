@@ -100,10 +100,21 @@ impl tracing::Subscriber for Capture {
     fn exit(&self, _: &tracing::span::Id) {}
 }
 
-fn capture() -> (Capture, tracing::subscriber::DefaultGuard) {
-    let c = Capture::default();
-    let g = tracing::subscriber::set_default(c.clone());
-    (c, g)
+/// The capture of this test binary: one global subscriber, installed on first use. Global
+/// rather than per-thread: with thread-local subscribers, tests running in parallel race
+/// tracing's callsite interest cache and an event is now and then not delivered. Every test
+/// uses its own policy names, so reading by name isolates them.
+fn capture() -> (Capture, ()) {
+    static GLOBAL: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
+    let c = GLOBAL
+        .get_or_init(|| {
+            let c = Capture::default();
+            tracing::subscriber::set_global_default(c.clone())
+                .expect("no other global subscriber in this test binary");
+            c
+        })
+        .clone();
+    (c, ())
 }
 
 #[circuit_breaker(failure_rate = 0.5, last = 4, cooldown = "1s", name = "ev_breaker")]

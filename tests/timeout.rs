@@ -80,11 +80,22 @@ impl tracing::field::Visit for Fields {
 struct Capture(Arc<Mutex<Vec<Captured>>>);
 
 impl Capture {
-    /// Installs the capture as this thread's default subscriber until the guard drops.
-    fn install() -> (Self, tracing::subscriber::DefaultGuard) {
-        let capture = Capture::default();
-        let guard = tracing::subscriber::set_default(capture.clone());
-        (capture, guard)
+    /// The capture of this test binary: one global subscriber, installed on first use.
+    ///
+    /// Global rather than per-thread: with thread-local subscribers, tests running in parallel
+    /// race tracing's callsite interest cache and an event is now and then not delivered.
+    /// Every test uses its own policy names, so reading by name isolates them.
+    fn install() -> (Self, ()) {
+        static GLOBAL: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
+        let capture = GLOBAL
+            .get_or_init(|| {
+                let capture = Capture::default();
+                tracing::subscriber::set_global_default(capture.clone())
+                    .expect("no other global subscriber in this test binary");
+                capture
+            })
+            .clone();
+        (capture, ())
     }
 
     fn events_named(&self, name: &str) -> Vec<Captured> {
