@@ -2,8 +2,6 @@
 //! the level DESIGN.md and the operations issue give (warn on opening; info on half-open and
 //! close; per-call events at debug or trace).
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use resilient::{bulkhead, circuit_breaker, fallback, retry, timeout};
@@ -22,99 +20,25 @@ impl From<resilient::Error> for E {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Event {
-    level: Level,
-    fields: BTreeMap<String, String>,
+mod common;
+
+use common::capture::Capture;
+
+trait One {
+    fn one(&self, name: &str, message: &str) -> common::capture::Event;
 }
 
-impl Event {
-    fn get(&self, k: &str) -> Option<&str> {
-        self.fields.get(k).map(String::as_str)
-    }
-}
-
-struct Visitor<'a>(&'a mut BTreeMap<String, String>);
-
-impl tracing::field::Visit for Visitor<'_> {
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0.insert(field.name().into(), value.into());
-    }
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().into(), format!("{value:?}"));
-    }
-}
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<Event>>>);
-
-impl Capture {
-    fn of(&self, name: &str, message: &str) -> Vec<Event> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| {
-                e.get("name") == Some(name) && e.get("message").is_some_and(|m| m.contains(message))
-            })
-            .cloned()
-            .collect()
-    }
-
-    fn one(&self, name: &str, message: &str) -> Event {
+impl One for Capture {
+    fn one(&self, name: &str, message: &str) -> common::capture::Event {
         let found = self.of(name, message);
         assert_eq!(
             found.len(),
             1,
             "one `{message}` event for {name}: {:#?}",
-            self.0.lock().unwrap()
+            self.named(name)
         );
         found.into_iter().next().unwrap()
     }
-}
-
-impl tracing::Subscriber for Capture {
-    fn register_callsite(
-        &self,
-        _: &'static tracing::Metadata<'static>,
-    ) -> tracing::subscriber::Interest {
-        tracing::subscriber::Interest::sometimes()
-    }
-    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
-        metadata.target() == "resilient"
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut fields = BTreeMap::new();
-        event.record(&mut Visitor(&mut fields));
-        self.0.lock().unwrap().push(Event {
-            level: *event.metadata().level(),
-            fields,
-        });
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
-/// The capture of this test binary: one global subscriber, installed on first use. Global
-/// rather than per-thread: with thread-local subscribers, tests running in parallel race
-/// tracing's callsite interest cache and an event is now and then not delivered. Every test
-/// uses its own policy names, so reading by name isolates them.
-fn capture() -> (Capture, ()) {
-    static GLOBAL: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
-    let c = GLOBAL
-        .get_or_init(|| {
-            let c = Capture::default();
-            tracing::subscriber::set_global_default(c.clone())
-                .expect("no other global subscriber in this test binary");
-            c
-        })
-        .clone();
-    (c, ())
 }
 
 #[circuit_breaker(failure_rate = 0.5, last = 4, cooldown = "1s", name = "ev_breaker")]
@@ -124,7 +48,7 @@ async fn flaky(fail: bool) -> Result<(), E> {
 
 #[tokio::test(start_paused = true)]
 async fn breaker_transitions_and_rejections() {
-    let (events, _g) = capture();
+    let events = Capture::install();
     for fail in [false, true, false, true] {
         let _ = flaky(fail).await;
     }
@@ -172,7 +96,7 @@ async fn slow() -> Result<(), E> {
 
 #[tokio::test(start_paused = true)]
 async fn timeouts() {
-    let (events, _g) = capture();
+    let events = Capture::install();
     slow().await.unwrap_err();
     let e = events.one("ev_timeout", "timed out");
     assert_eq!(e.level, Level::DEBUG);
@@ -192,7 +116,7 @@ async fn failing() -> Result<(), E> {
 
 #[tokio::test(start_paused = true)]
 async fn retries_carry_the_attempt_and_the_delay() {
-    let (events, _g) = capture();
+    let events = Capture::install();
     failing().await.unwrap_err();
     let retries = events.of("ev_retry", "retrying");
     let seen: Vec<_> = retries
@@ -225,7 +149,7 @@ async fn with_fallback() -> Result<u32, E> {
 
 #[tokio::test(start_paused = true)]
 async fn fallbacks() {
-    let (events, _g) = capture();
+    let events = Capture::install();
     assert_eq!(with_fallback().await, Ok(0));
     assert_eq!(
         events.one("ev_fallback", "fallback used").level,
@@ -241,7 +165,7 @@ async fn pooled() -> Result<(), E> {
 
 #[tokio::test(start_paused = true)]
 async fn bulkhead_queueing_and_rejections() {
-    let (events, _g) = capture();
+    let events = Capture::install();
     let running = pooled();
     let queued = pooled();
     let rejected = pooled();

@@ -4,8 +4,8 @@
 //! parallel. Events are read through a small thread-local `tracing` subscriber; each test runs
 //! on its own current-thread runtime, so it sees only its own events.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use resilient::{CircuitState, Error, circuit_breaker, retry, timeout};
@@ -44,121 +44,32 @@ fn dropped_at(slot: &Mutex<Option<Instant>>) -> Option<Instant> {
 // ---------------------------------------------------------------------------------------------
 // Event capture.
 
-#[derive(Debug, Clone)]
-struct Captured {
-    level: tracing::Level,
-    message: String,
-    name: Option<String>,
+mod common;
+
+use common::capture::{Capture, Event};
+
+/// Shorthands over the shared capture.
+trait Counts {
+    fn events_named(&self, name: &str) -> Vec<Event>;
+    fn timeouts(&self, name: &str) -> usize;
+    fn warnings(&self, name: &str) -> usize;
 }
 
-#[derive(Default)]
-struct Fields {
-    message: String,
-    name: Option<String>,
-}
-
-impl tracing::field::Visit for Fields {
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        match field.name() {
-            "name" => self.name = Some(value.to_owned()),
-            "message" => value.clone_into(&mut self.message),
-            _ => {}
-        }
+impl Counts for Capture {
+    fn events_named(&self, name: &str) -> Vec<Event> {
+        self.named(name)
     }
-
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        match field.name() {
-            "name" => self.name = Some(format!("{value:?}").trim_matches('"').to_owned()),
-            "message" => self.message = format!("{value:?}"),
-            _ => {}
-        }
-    }
-}
-
-/// Collects every event under target `resilient`.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<Captured>>>);
-
-impl Capture {
-    /// The capture of this test binary: one global subscriber, installed on first use.
-    ///
-    /// Global rather than per-thread: with thread-local subscribers, tests running in parallel
-    /// race tracing's callsite interest cache and an event is now and then not delivered.
-    /// Every test uses its own policy names, so reading by name isolates them.
-    fn install() -> (Self, ()) {
-        static GLOBAL: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
-        let capture = GLOBAL
-            .get_or_init(|| {
-                let capture = Capture::default();
-                tracing::subscriber::set_global_default(capture.clone())
-                    .expect("no other global subscriber in this test binary");
-                capture
-            })
-            .clone();
-        (capture, ())
-    }
-
-    fn events_named(&self, name: &str) -> Vec<Captured> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| e.name.as_deref() == Some(name))
-            .cloned()
-            .collect()
-    }
-
     /// Timeout events naming `name`.
     fn timeouts(&self, name: &str) -> usize {
-        self.events_named(name)
-            .iter()
-            .filter(|e| e.message.contains("timed out"))
-            .count()
+        self.of(name, "timed out").len()
     }
-
     /// `warn` events naming `name`.
     fn warnings(&self, name: &str) -> usize {
-        self.events_named(name)
+        self.named(name)
             .iter()
             .filter(|e| e.level == tracing::Level::WARN)
             .count()
     }
-}
-
-impl tracing::Subscriber for Capture {
-    fn register_callsite(
-        &self,
-        _: &'static tracing::Metadata<'static>,
-    ) -> tracing::subscriber::Interest {
-        // Other threads have other subscribers (or none): ask `enabled` every time.
-        tracing::subscriber::Interest::sometimes()
-    }
-
-    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
-        metadata.target() == "resilient"
-    }
-
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut fields = Fields::default();
-        event.record(&mut fields);
-        self.0.lock().unwrap().push(Captured {
-            level: *event.metadata().level(),
-            message: fields.message,
-            name: fields.name,
-        });
-    }
-
-    fn enter(&self, _: &tracing::span::Id) {}
-
-    fn exit(&self, _: &tracing::span::Id) {}
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -174,7 +85,7 @@ async fn hangs(dropped: &Mutex<Option<Instant>>, finished: &AtomicBool) -> Resul
 
 #[tokio::test(start_paused = true)]
 async fn inner_future_is_dropped_at_the_deadline() {
-    let (capture, _guard) = Capture::install();
+    let capture = Capture::install();
     let dropped = Mutex::new(None);
     let finished = AtomicBool::new(false);
     let start = Instant::now();
@@ -257,7 +168,7 @@ async fn quick(delay: Duration, out: Result<u32, E>) -> Result<u32, E> {
 
 #[tokio::test(start_paused = true)]
 async fn a_call_that_finishes_in_time_returns_its_result() {
-    let (capture, _guard) = Capture::install();
+    let capture = Capture::install();
     let start = Instant::now();
     assert_eq!(quick(ms(199), Ok(7)).await, Ok(7));
     assert_eq!(start.elapsed(), ms(199));
@@ -283,7 +194,7 @@ async fn finishes_at_the_deadline(polls_after: &AtomicU32) -> Result<u32, E> {
 
 #[tokio::test(start_paused = true)]
 async fn a_body_completing_in_the_poll_of_the_deadline_returns_its_result() {
-    let (capture, _guard) = Capture::install();
+    let capture = Capture::install();
     let polls_after = AtomicU32::new(0);
     let start = Instant::now();
     // The body's timer and the deadline fire on the same tick; tokio polls the body first.
@@ -305,7 +216,7 @@ async fn droppable(dropped: &Mutex<Option<Instant>>) -> Result<u32, E> {
 
 #[tokio::test(start_paused = true)]
 async fn a_caller_dropping_the_call_is_not_a_timeout() {
-    let (capture, _guard) = Capture::install();
+    let capture = Capture::install();
     let dropped = Mutex::new(None);
     let start = Instant::now();
     tokio::select! {
@@ -366,7 +277,7 @@ async fn blocks() -> Result<u32, E> {
 
 #[tokio::test(start_paused = true)]
 async fn a_blocking_body_returns_its_result_with_a_warning() {
-    let (capture, _guard) = Capture::install();
+    let capture = Capture::install();
     let start = Instant::now();
     assert_eq!(blocks().await, Ok(9));
     assert_eq!(start.elapsed(), ms(300));
