@@ -197,6 +197,12 @@ fn rejected(result: Result<(), ConfigError>) -> ConfigError {
     result.expect_err("the configuration should have been rejected")
 }
 
+#[timeout("250ms", name = "ops_untouched_timeout")]
+#[bulkhead(pool = 3, name = "ops_untouched_pool")]
+async fn untouched_pool() -> Result<(), E> {
+    Ok(())
+}
+
 #[circuit_breaker(threshold = 2, name = "ops_untouched")]
 async fn untouched() -> Result<(), E> {
     Ok(())
@@ -205,6 +211,7 @@ async fn untouched() -> Result<(), E> {
 #[tokio::test]
 async fn every_rejection_names_the_source_policy_and_key_and_applies_nothing() {
     untouched().await.unwrap();
+    untouched_pool().await.unwrap();
     let before = *resilient::breaker("ops_untouched")
         .unwrap()
         .breaker()
@@ -262,7 +269,13 @@ async fn every_rejection_names_the_source_policy_and_key_and_applies_nothing() {
     let e = rejected(apply_toml("[timeoutt.x]\nduration = \"1s\"\n"));
     assert!(e.message.contains("did you mean `timeout`"), "{e}");
 
-    let e = rejected(apply_toml("[bulkhead.ops_pool]\npool = 0\n"));
+    // Valid entries for a timeout and a bulkhead, then a bad one: nothing applies.
+    let e = rejected(apply_toml(
+        "[timeout.ops_untouched_timeout]\nduration = \"1s\"\n[bulkhead.ops_untouched_pool]\npool = 7\nqueue = -1\n",
+    ));
+    assert_eq!(e.key.as_deref(), Some("queue"));
+    assert_eq!(e.line, Some(5));
+    let e = rejected(apply_toml("[bulkhead.ops_untouched_pool]\npool = 0\n"));
     assert_eq!(e.key.as_deref(), Some("pool"));
 
     let e = rejected(apply_vars([(
@@ -304,18 +317,26 @@ async fn every_rejection_names_the_source_policy_and_key_and_applies_nothing() {
         before
     );
     assert_eq!(
-        resilient::bulkhead("ops_pool").map(|b| b.bulkhead().config().pool),
-        resilient::bulkhead("ops_pool").map(|b| b.bulkhead().config().pool)
+        resilient::bulkhead("ops_untouched_pool").map(|b| b.bulkhead().config().pool),
+        Some(3)
     );
+    let timeout = resilient::policies()
+        .into_iter()
+        .find(|p| p.name == "ops_untouched_timeout")
+        .expect("declared");
+    assert_eq!(timeout.config, "\"250ms\"");
 }
 
 #[test]
 fn hostile_configuration_text_never_panics() {
+    // Nothing to apply is fine.
+    for text in ["", "[circuit_breaker]"] {
+        assert_eq!(apply_toml(text), Ok(()), "{text:?}");
+    }
+    // Everything else is refused, without a panic.
     for text in [
-        "",
         "[",
         "]]]",
-        "[circuit_breaker]",
         "circuit_breaker = 1",
         "[circuit_breaker.\"\"]",
         "[retry.x]\nattempts = -1",
@@ -324,7 +345,7 @@ fn hostile_configuration_text_never_panics() {
         "[timeout.\"::\"]\nduration = []",
         "[bulkhead.ops_pool]\npool = 99999999999999999999",
     ] {
-        let _ = apply_toml(text);
+        assert!(apply_toml(text).is_err(), "{text:?}");
     }
     for (k, v) in [
         ("RESILIENT__", ""),
