@@ -375,6 +375,14 @@ impl<E> Retry<E> {
         out: Result<T, Outcome<E>>,
         when: C,
     ) -> ControlFlow<Result<T, Outcome<E>>> {
+        // The common case, a success, decides nothing: skip the decision's future entirely.
+        let out = match out {
+            Ok(v) => {
+                crate::metrics::call(self.site.name(), "success");
+                return ControlFlow::Break(Ok(v));
+            }
+            err => err,
+        };
         let flow = self.decide(out, when).await;
         if let ControlFlow::Break(result) = &flow {
             crate::metrics::call(
