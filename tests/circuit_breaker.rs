@@ -155,6 +155,30 @@ async fn settle() {
     }
 }
 
+/// Spawns three gated calls after a cooldown and waits until all three bodies run (each is a
+/// trial of the half-open cycle); each comes with the sender that decides its outcome.
+async fn three_trials<F, Fut>(
+    call: F,
+) -> Vec<(
+    tokio::task::JoinHandle<Result<(), TestError>>,
+    oneshot::Sender<bool>,
+)>
+where
+    F: Fn(Step) -> Fut,
+    Fut: Future<Output = Result<(), TestError>> + Send + 'static,
+{
+    let gates = Gates::default();
+    let trials: Vec<_> = (0..3)
+        .map(|_| {
+            let (step, tx) = gates.gate();
+            (tokio::spawn(call(step)), tx)
+        })
+        .collect();
+    settle().await;
+    assert_eq!(gates.started(), 3);
+    trials
+}
+
 /// The result of a spawned call that must have finished by now.
 async fn finished(task: JoinHandle<Result<(), TestError>>) -> Result<(), TestError> {
     assert!(task.is_finished(), "the call should have completed already");
@@ -1039,15 +1063,7 @@ async fn success_threshold_below_half_open_calls_first_success_wins() {
 
     assert_eq!(call(Step::Fail).await, Err(TestError::Boom));
     advance(secs(1)).await;
-    let gates = Gates::default();
-    let trials: Vec<_> = (0..3)
-        .map(|_| {
-            let (step, tx) = gates.gate();
-            (tokio::spawn(call(step)), tx)
-        })
-        .collect();
-    settle().await;
-    assert_eq!(gates.started(), 3);
+    let trials = three_trials(call).await;
     let h = handle("first_success");
     let mut trials = trials.into_iter();
     let (first, tx) = trials.next().unwrap();
@@ -1077,15 +1093,7 @@ async fn success_threshold_below_half_open_calls_first_failure_wins() {
 
     assert_eq!(call(Step::Fail).await, Err(TestError::Boom));
     advance(secs(1)).await;
-    let gates = Gates::default();
-    let trials: Vec<_> = (0..3)
-        .map(|_| {
-            let (step, tx) = gates.gate();
-            (tokio::spawn(call(step)), tx)
-        })
-        .collect();
-    settle().await;
-    assert_eq!(gates.started(), 3);
+    let trials = three_trials(call).await;
     let h = handle("first_failure");
     let mut trials = trials.into_iter();
     let (first, tx) = trials.next().unwrap();
