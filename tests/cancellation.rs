@@ -8,17 +8,9 @@ use futures::FutureExt;
 use resilient::{CircuitState, bulkhead, circuit_breaker, retry, timeout};
 use tokio::time::{advance, sleep};
 
-#[derive(Debug, Clone, PartialEq)]
-enum E {
-    Body,
-    R(resilient::Error),
-}
+mod common;
 
-impl From<resilient::Error> for E {
-    fn from(e: resilient::Error) -> Self {
-        E::R(e)
-    }
-}
+use common::E;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

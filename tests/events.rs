@@ -8,17 +8,7 @@ use resilient::{bulkhead, circuit_breaker, fallback, retry, timeout};
 use tokio::time::{advance, sleep};
 use tracing::Level;
 
-#[derive(Debug, Clone, PartialEq)]
-enum E {
-    Body,
-    R(resilient::Error),
-}
-
-impl From<resilient::Error> for E {
-    fn from(e: resilient::Error) -> Self {
-        E::R(e)
-    }
-}
+use common::E;
 
 mod common;
 

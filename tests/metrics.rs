@@ -11,17 +11,9 @@ use std::time::Duration;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use resilient::{bulkhead, circuit_breaker, fallback, retry, timeout};
 
-#[derive(Debug, Clone, PartialEq)]
-enum E {
-    Body,
-    R(resilient::Error),
-}
+mod common;
 
-impl From<resilient::Error> for E {
-    fn from(e: resilient::Error) -> Self {
-        E::R(e)
-    }
-}
+use common::E;
 
 async fn zero(_e: E) -> Result<u32, E> {
     Ok(0)

@@ -10,17 +10,9 @@ use resilient::{
 };
 use tokio::time::{Instant, sleep};
 
-#[derive(Debug, Clone, PartialEq)]
-enum E {
-    Body,
-    R(resilient::Error),
-}
+mod common;
 
-impl From<resilient::Error> for E {
-    fn from(e: resilient::Error) -> Self {
-        E::R(e)
-    }
-}
+use common::E;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
