@@ -25,7 +25,7 @@
 //! lock, no allocation, and (for the count rules) no clock read on success.
 
 use crate::sync::Mutex;
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering};
 use std::fmt;
 use std::time::Duration;
 
@@ -458,7 +458,8 @@ impl CircuitBreaker {
     /// A snapshot of the counters. Never counts as a call, never takes a trial slot.
     #[must_use]
     pub fn metrics(&self) -> BreakerMetrics {
-        let (calls, failures) = self.window().counts(self.now_nanos());
+        let generation = gen_of(self.word.load(Ordering::Acquire));
+        let (calls, failures) = self.window().counts(self.now_nanos(), generation);
         let failure_rate = match self.config().rule {
             TripRule::RateOverTime { min_calls, .. }
             | TripRule::RateOverCalls { min_calls, .. }
@@ -495,7 +496,7 @@ impl CircuitBreaker {
     }
 
     fn manual(&self, state: u64, to: CircuitState) {
-        self.window().clear();
+        // The new generation empties the window (see `Window`).
         let mut word = self.word.load(Ordering::Acquire);
         loop {
             match self.word.compare_exchange_weak(
@@ -725,17 +726,18 @@ impl CircuitBreaker {
     }
 
     fn record_closed(&self, generation: u64, failure: bool) {
+        let settings = self.settings.get();
+        let window = settings.window.unwrap_or(&self.window);
+        // A time window needs the clock read before the generation check (see `add_to_bucket`).
+        let stamped = window.stamps_time().then(|| self.now_nanos());
         let mut word = self.word.load(Ordering::Acquire);
         if state_of(word) != CLOSED || gen_of(word) != generation {
             return; // admitted in an earlier cycle: changes nothing
         }
-        // Known limit: the window is not tagged with a generation, so a thread preempted right
-        // here, across a whole open/half-open/closed round, adds one stale outcome to the new
-        // window. Tagging every window slot would cost the lock-free, clock-free success path.
-        let settings = self.settings.get();
-        let window = settings.window.unwrap_or(&self.window);
+        let current = || gen_of(self.word.load(Ordering::Acquire));
+        let now = || stamped.unwrap_or_else(|| self.now_nanos());
         let Verdict::Open(rate) =
-            window.record(&settings.config.rule, failure, || self.now_nanos())
+            window.record(&settings.config.rule, failure, generation, current, now)
         else {
             return;
         };
@@ -768,9 +770,6 @@ impl CircuitBreaker {
             }
             let successes = successes_of(word) + 1;
             if successes >= u64::from(self.config().success_threshold) {
-                // Nothing records into the window while half-open, so clearing it before the
-                // compare-and-swap cannot lose an outcome of the new cycle.
-                self.window().clear();
                 let (level, ramping) = if self.config().ramp.is_some() {
                     (level_of(word), RAMPING)
                 } else {
@@ -825,7 +824,6 @@ impl CircuitBreaker {
         // Only the winner gets here, so the deadline is written once per open period.
         let until = now.saturating_add(nanos(self.cooldown_for(level)));
         self.publish_open(gen_of(next), until);
-        self.window().clear();
         crate::events::transition(self.name, CircuitState::Open, rate);
         Some(until)
     }
@@ -933,20 +931,31 @@ struct Settings {
 }
 
 /// The outcomes a trip rule looks at.
+///
+/// # Why every part of a window carries a generation
+///
+/// An outcome belongs to the cycle in which its call was admitted (DESIGN.md 4.1). A recorder
+/// checks the state word's generation and then writes the window; a thread preempted between
+/// the two, across a state change, would otherwise write an earlier cycle's outcome into the
+/// next cycle's window. So nothing clears a window at a transition: each atomic cell holds the
+/// generation its value belongs to (`generation << 40 | value`), a cell of another generation
+/// reads as empty, and only a recorder whose generation is still the breaker's current one may
+/// start a cell afresh (its compare-and-swap fails if a newer recorder got there first). A stale
+/// recorder can therefore only write into cells that the current cycle already treats as
+/// empty. The success path stays a plain load for the count rules.
 enum Window {
-    /// Consecutive failures.
-    Consecutive(AtomicU32),
-    /// Times of the last `threshold` failures (nanoseconds since `base`), oldest first. Only
-    /// failures touch it, so the lock is off the success path.
-    Timed(Mutex<std::collections::VecDeque<u64>>),
-    /// A ring of the last `last` outcomes, one bit each.
-    Calls {
-        bits: Box<[AtomicU64]>,
-        len: u64,
-        next: AtomicU64,
-        failures: AtomicU64,
-    },
-    /// Ten buckets; each word packs (epoch: 24 bits, calls: 20 bits, failures: 20 bits).
+    /// Consecutive failures (a tagged cell).
+    Consecutive(AtomicU64),
+    /// Times of the last `threshold` failures (nanoseconds since `base`), oldest first, and the
+    /// generation they belong to. Only failures touch it, so the lock is off the success path.
+    Timed(Mutex<(u64, std::collections::VecDeque<u64>)>),
+    /// A ring of the last `last` outcomes, 40 to a tagged cell; the next position (kept in
+    /// `0..2 * len`: at or past `len` the ring is full) and the failure count, both tagged.
+    Calls(Ring),
+    /// Ten buckets; each word packs (stamp: 24 bits, calls: 20 bits, failures: 20 bits). The
+    /// stamp is the bucket's epoch (`now / width`) plus ten per generation, so an earlier
+    /// cycle's bucket always looks at least ten epochs old and drops out of the window; see
+    /// [`add_to_bucket`] for why the recorder reads the clock before its generation check.
     Buckets {
         buckets: [AtomicU64; 10],
         width: u64,
@@ -955,23 +964,70 @@ enum Window {
 
 const BUCKET_FIELD: u64 = (1 << 20) - 1;
 const EPOCH_MASK: u64 = (1 << 24) - 1;
+/// Bits of a tagged cell below the generation.
+const TAG_SHIFT: u32 = 40;
+const PAYLOAD: u64 = (1 << TAG_SHIFT) - 1;
+/// Ring outcomes per tagged cell.
+const RING_CELL: u64 = 40;
+
+/// The value `cell` holds for `generation` (a cell of another generation is empty).
+fn tagged_read(cell: &AtomicU64, generation: u64) -> u64 {
+    let v = cell.load(Ordering::Acquire);
+    if v >> TAG_SHIFT == generation {
+        v & PAYLOAD
+    } else {
+        0
+    }
+}
+
+/// Replaces the value `cell` holds for `generation` with `f(value)`, and returns
+/// `(old, new)`; `None` when `generation` is no longer the breaker's (`current`), so the
+/// outcome belongs to no window any more.
+fn tagged_update(
+    cell: &AtomicU64,
+    generation: u64,
+    current: &impl Fn() -> u64,
+    f: impl Fn(u64) -> u64,
+) -> Option<(u64, u64)> {
+    let mut cur = cell.load(Ordering::Acquire);
+    loop {
+        let old = if cur >> TAG_SHIFT == generation {
+            cur & PAYLOAD
+        } else if current() == generation {
+            0 // another cycle's value: this cycle starts the cell afresh
+        } else {
+            return None;
+        };
+        let new = f(old) & PAYLOAD;
+        match cell.compare_exchange_weak(
+            cur,
+            (generation << TAG_SHIFT) | new,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return Some((old, new)),
+            Err(c) => cur = c,
+        }
+    }
+}
 
 impl Window {
     fn new(rule: &TripRule) -> Window {
         match *rule {
-            TripRule::Consecutive { .. } => Window::Consecutive(AtomicU32::new(0)),
-            TripRule::CountInWindow { threshold, .. } => Window::Timed(Mutex::new(
+            TripRule::Consecutive { .. } => Window::Consecutive(AtomicU64::new(0)),
+            TripRule::CountInWindow { threshold, .. } => Window::Timed(Mutex::new((
+                0,
                 // Grows to `threshold` entries with the failures themselves.
                 std::collections::VecDeque::with_capacity((threshold as usize).min(64)),
-            )),
-            TripRule::RateOverCalls { last, .. } => Window::Calls {
-                bits: (0..u64::from(last).div_ceil(64))
+            ))),
+            TripRule::RateOverCalls { last, .. } => Window::Calls(Ring {
+                bits: (0..u64::from(last).div_ceil(RING_CELL))
                     .map(|_| AtomicU64::new(0))
                     .collect(),
                 len: u64::from(last),
                 next: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
-            },
+            }),
             TripRule::RateOverTime { window, .. } => Window::Buckets {
                 buckets: Default::default(),
                 width: u64::try_from(window.as_nanos() / 10)
@@ -981,43 +1037,34 @@ impl Window {
         }
     }
 
-    fn clear(&self) {
-        match self {
-            Window::Consecutive(n) => n.store(0, Ordering::Release),
-            Window::Timed(times) => times
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clear(),
-            Window::Calls {
-                bits,
-                next,
-                failures,
-                ..
-            } => {
-                for w in bits {
-                    w.store(0, Ordering::Release);
-                }
-                next.store(0, Ordering::Release);
-                failures.store(0, Ordering::Release);
-            }
-            Window::Buckets { buckets, .. } => {
-                for b in buckets {
-                    b.store(0, Ordering::Release);
-                }
-            }
-        }
+    /// Whether [`record`](Self::record) needs the clock read before the generation check.
+    fn stamps_time(&self) -> bool {
+        matches!(self, Window::Buckets { .. })
     }
 
-    /// Records one outcome and evaluates the rule (after successes too).
-    fn record(&self, rule: &TripRule, failure: bool, now: impl Fn() -> u64) -> Verdict {
+    /// Records one outcome of a call admitted in `generation` and evaluates the rule (after
+    /// successes too). `current` reads the breaker's generation now.
+    fn record(
+        &self,
+        rule: &TripRule,
+        failure: bool,
+        generation: u64,
+        current: impl Fn() -> u64,
+        now: impl Fn() -> u64,
+    ) -> Verdict {
         match (self, *rule) {
             (Window::Consecutive(n), TripRule::Consecutive { threshold }) => {
                 if failure {
-                    Verdict::open_if(n.fetch_add(1, Ordering::AcqRel) + 1 >= threshold, None)
+                    let Some((_, count)) =
+                        tagged_update(n, generation, &current, |c| (c + 1).min(PAYLOAD))
+                    else {
+                        return Verdict::Stay;
+                    };
+                    Verdict::open_if(count >= u64::from(threshold), None)
                 } else {
                     // Only write when there is something to reset: keeps the line shared.
-                    if n.load(Ordering::Relaxed) != 0 {
-                        n.store(0, Ordering::Release);
+                    if tagged_read(n, generation) != 0 {
+                        tagged_update(n, generation, &current, |_| 0);
                     }
                     Verdict::Stay
                 }
@@ -1026,9 +1073,18 @@ impl Window {
                 if !failure {
                     return Verdict::Stay; // exact without a clock read: successes do not matter
                 }
-                let mut times = times
+                let mut guard = times
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let (owner, times) = &mut *guard;
+                if *owner != generation {
+                    // Under the lock, so no newer recorder can slip in between.
+                    if current() != generation {
+                        return Verdict::Stay;
+                    }
+                    *owner = generation;
+                    times.clear();
+                }
                 // Read under the lock, so the times stay in order.
                 let now = now();
                 if times.len() == threshold as usize {
@@ -1043,55 +1099,16 @@ impl Window {
                 )
             }
             (
-                Window::Calls {
-                    bits,
-                    len,
-                    next,
-                    failures,
-                },
+                Window::Calls(ring),
                 TripRule::RateOverCalls {
                     failure_rate,
                     min_calls,
                     ..
                 },
-            ) => {
-                // A full ring without failures: another success changes nothing (the slot it
-                // would overwrite holds a success too), so skip the shared write entirely.
-                if !failure
-                    && failures.load(Ordering::Acquire) == 0
-                    && next.load(Ordering::Relaxed) >= *len
-                {
-                    return Verdict::Stay;
-                }
-                let pos = next.fetch_add(1, Ordering::AcqRel);
-                let slot = pos % len;
-                let word = &bits[usize::try_from(slot / 64).unwrap_or(0)];
-                let mask = 1u64 << (slot % 64);
-                let total = if failure {
-                    let old = word.fetch_or(mask, Ordering::AcqRel);
-                    if old & mask == 0 {
-                        failures.fetch_add(1, Ordering::AcqRel) + 1
-                    } else {
-                        failures.load(Ordering::Acquire)
-                    }
-                } else if word.load(Ordering::Acquire) & mask != 0 {
-                    let old = word.fetch_and(!mask, Ordering::AcqRel);
-                    if old & mask == 0 {
-                        failures.load(Ordering::Acquire)
-                    } else {
-                        failures.fetch_sub(1, Ordering::AcqRel) - 1
-                    }
-                } else {
-                    failures.load(Ordering::Acquire)
-                };
-                // Once the ring is full a success cannot raise the rate, and the rule was
-                // evaluated after the outcome it replaces: nothing to decide.
-                if !failure && pos >= *len {
-                    return Verdict::Stay;
-                }
-                let calls = (pos + 1).min(*len);
-                rate_trips(calls, total, min_calls, failure_rate)
-            }
+            ) => match ring.record(failure, generation, &current) {
+                Some((calls, failures)) => rate_trips(calls, failures, min_calls, failure_rate),
+                None => Verdict::Stay,
+            },
             (
                 Window::Buckets { buckets, width },
                 TripRule::RateOverTime {
@@ -1101,42 +1118,46 @@ impl Window {
                 },
             ) => {
                 let now = now();
-                add_to_bucket(buckets, *width, now, failure);
-                let (calls, fails) = self.counts(now);
+                if !add_to_bucket(buckets, *width, now, failure, generation, &current) {
+                    return Verdict::Stay;
+                }
+                let (calls, fails) = self.counts(now, generation);
                 rate_trips(calls, fails, min_calls, failure_rate)
             }
             _ => Verdict::Stay,
         }
     }
 
-    /// (calls, failures) currently in the window.
-    fn counts(&self, now: u64) -> (u64, u64) {
+    /// (calls, failures) in the window of cycle `generation`.
+    fn counts(&self, now: u64, generation: u64) -> (u64, u64) {
         match self {
             Window::Consecutive(n) => {
-                let n = u64::from(n.load(Ordering::Acquire));
+                let n = tagged_read(n, generation);
                 (n, n)
             }
             Window::Timed(times) => {
-                let times = times
+                let guard = times
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let n = times.len() as u64;
+                let n = if guard.0 == generation {
+                    guard.1.len() as u64
+                } else {
+                    0
+                };
                 (n, n)
             }
-            Window::Calls {
-                len,
-                next,
-                failures,
-                ..
-            } => (
-                next.load(Ordering::Acquire).min(*len),
-                failures.load(Ordering::Acquire),
-            ),
+            Window::Calls(ring) => {
+                let calls = tagged_read(&ring.next, generation).min(ring.len);
+                (
+                    calls,
+                    ring_failures(tagged_read(&ring.failures, generation), calls),
+                )
+            }
             Window::Buckets { buckets, width } => {
-                let epoch = (now / width) & EPOCH_MASK;
+                let stamp = bucket_stamp(now, *width, generation);
                 buckets.iter().fold((0, 0), |(c, f), b| {
                     let w = b.load(Ordering::Acquire);
-                    let age = epoch.wrapping_sub(w >> 40) & EPOCH_MASK;
+                    let age = stamp.wrapping_sub(w >> 40) & EPOCH_MASK;
                     if w != 0 && age < 10 {
                         (c + ((w >> 20) & BUCKET_FIELD), f + (w & BUCKET_FIELD))
                     } else {
@@ -1148,23 +1169,115 @@ impl Window {
     }
 }
 
-/// Adds one outcome to the bucket of `now`, starting the bucket afresh if it still holds an
-/// older epoch.
-fn add_to_bucket(buckets: &[AtomicU64; 10], width: u64, now: u64, failure: bool) {
-    let epoch = (now / width) & EPOCH_MASK;
+/// The outcomes of the last `len` calls of a `last = N` rule.
+struct Ring {
+    /// 40 outcomes to a tagged cell, a set bit is a failure.
+    bits: Box<[AtomicU64]>,
+    len: u64,
+    /// The next position, tagged, kept in `0..2 * len`: at or past `len` the ring is full.
+    next: AtomicU64,
+    /// Failures in the ring, tagged.
+    failures: AtomicU64,
+}
+
+impl Ring {
+    /// Records one outcome of cycle `generation`. Returns the (calls, failures) the rule must
+    /// evaluate, or `None` when there is nothing to decide (the cycle ended, or a success in a
+    /// full ring, which cannot raise the rate).
+    fn record(
+        &self,
+        failure: bool,
+        generation: u64,
+        current: &impl Fn() -> u64,
+    ) -> Option<(u64, u64)> {
+        let len = self.len;
+        // A full ring without failures: another success changes nothing (the slot it would
+        // overwrite holds a success too), so skip the shared write entirely.
+        if !failure
+            && tagged_read(&self.failures, generation) == 0
+            && tagged_read(&self.next, generation) >= len
+        {
+            return None;
+        }
+        let advance = |p: u64| if p + 1 < 2 * len { p + 1 } else { len };
+        let (pos, _) = tagged_update(&self.next, generation, current, advance)?;
+        let slot = pos % len;
+        let cell = &self.bits[usize::try_from(slot / RING_CELL).unwrap_or(0)];
+        let mask = 1u64 << (slot % RING_CELL);
+        let set = |w: u64| if failure { w | mask } else { w & !mask };
+        let (old, _) = tagged_update(cell, generation, current, set)?;
+        // The count moves by whole failures entering and leaving the ring. Two recorders of
+        // one slot (the ring lapped in between) can run the decrement before the increment it
+        // undoes, so the arithmetic wraps within the cell and a transiently "negative" count
+        // reads as zero (`ring_failures`).
+        let delta: Option<fn(u64) -> u64> = match (failure, old & mask != 0) {
+            (true, false) => Some(|c| c.wrapping_add(1)),
+            (false, true) => Some(|c| c.wrapping_sub(1)),
+            _ => None,
+        };
+        let total = match delta {
+            Some(f) => tagged_update(&self.failures, generation, current, f)?.1,
+            None => tagged_read(&self.failures, generation),
+        };
+        // Once the ring is full a success cannot raise the rate, and the rule was evaluated
+        // after the outcome it replaces: nothing to decide.
+        if !failure && pos >= len {
+            return None;
+        }
+        let calls = (pos + 1).min(len);
+        Some((calls, ring_failures(total, calls)))
+    }
+}
+
+/// The ring's failure count as the rule sees it: a transiently wrapped count (see
+/// [`Window::record`]) is zero, and never more than the calls in the ring.
+fn ring_failures(count: u64, calls: u64) -> u64 {
+    if count > PAYLOAD / 2 {
+        0
+    } else {
+        count.min(calls)
+    }
+}
+
+/// The stamp of the bucket that `now` falls in, for cycle `generation`: ten epochs further per
+/// generation, so buckets of earlier cycles are always at least ten epochs old.
+fn bucket_stamp(now: u64, width: u64, generation: u64) -> u64 {
+    (now / width).wrapping_add(generation.wrapping_mul(10)) & EPOCH_MASK
+}
+
+/// Adds one outcome to the bucket of `now`, starting the bucket afresh if it holds another
+/// stamp. Returns `false` if the outcome's cycle has ended and nothing was written.
+///
+/// A bucket is restarted only while `generation` is still the breaker's (`current`), and by
+/// compare-and-swap, so a stale recorder never wipes a newer cycle's bucket. It can still
+/// restart a bucket no newer recorder has touched yet, with its own stamp; that stamp is at
+/// least ten epochs behind every reader of a later cycle provided the stale recorder's `now`
+/// is no later than theirs, which holds because it read the clock before its generation check
+/// (and they after the transition that ended its cycle).
+fn add_to_bucket(
+    buckets: &[AtomicU64; 10],
+    width: u64,
+    now: u64,
+    failure: bool,
+    generation: u64,
+    current: &impl Fn() -> u64,
+) -> bool {
+    let stamp = bucket_stamp(now, width, generation);
     let bucket = &buckets[usize::try_from((now / width) % 10).unwrap_or(0)];
     let mut cur = bucket.load(Ordering::Acquire);
     loop {
-        let (calls, fails) = if cur >> 40 == epoch {
+        let (calls, fails) = if cur >> 40 == stamp {
             ((cur >> 20) & BUCKET_FIELD, cur & BUCKET_FIELD)
-        } else {
+        } else if current() == generation {
             (0, 0)
+        } else {
+            return false;
         };
         let calls = (calls + 1).min(BUCKET_FIELD);
         let fails = (fails + u64::from(failure)).min(BUCKET_FIELD);
-        let next = (epoch << 40) | (calls << 20) | fails;
+        let next = (stamp << 40) | (calls << 20) | fails;
         match bucket.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return,
+            Ok(_) => return true,
             Err(c) => cur = c,
         }
     }
