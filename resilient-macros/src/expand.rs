@@ -1,5 +1,7 @@
-//! Code generation: one `static` per policy holding its parsed configuration, and one call per
-//! layer into `__private`, nested in source order around the untouched body.
+//! Code generation: one `static` per policy holding its parsed configuration, and one flat
+//! block in source order around the untouched body: a guard per breaker and bulkhead (enter,
+//! then `exit` with the inner result), a loop for retry, a match for fallback, and a wrapping
+//! future only for a timeout. See `resilient_runtime::__private` for why it is flat.
 
 use std::time::Duration;
 
@@ -211,7 +213,7 @@ pub(crate) fn body(input: &Input<'_>) -> TokenStream {
         #(#warning_items)*
         #(#warning_uses)*
         let #stack = #make_stack;
-        #stack.finish(#expr).await
+        #stack.finish(#expr)
     }
 }
 
@@ -246,9 +248,9 @@ fn innermost(cx: &Ctx<'_>) -> TokenStream {
     let mut body = Group::new(Delimiter::Brace, stmts.clone());
     body.set_span(Span::call_site().located_at(input.body_span));
     if borrows {
-        quote_spanned!(input.body_span=> #p::body(&__RESILIENT_POLICIES, async { #fake_return #body }))
+        quote_spanned!(input.body_span=> #p::body(&__RESILIENT_POLICIES, async { #fake_return #body }).await)
     } else {
-        quote_spanned!(input.body_span=> #p::body(&__RESILIENT_POLICIES, async move { #fake_return #body }))
+        quote_spanned!(input.body_span=> #p::body(&__RESILIENT_POLICIES, async move { #fake_return #body }).await)
     }
 }
 
@@ -286,9 +288,15 @@ fn layer(
                 quote!(#p::BreakerSite::new(&__RESILIENT_SITE, #opt_name, #config))
             };
             let failure = classify(p, b.failure.as_ref());
+            let (call, rejected) = guard_idents();
             (
                 quote!(static #st: #p::BreakerSite = #init;),
-                quote!(#p::circuit_breaker(&#st, #stack, #failure, #inner)),
+                quote! {
+                    match #p::breaker_enter(&#st) {
+                        #p::Ok(#call) => #call.exit(#stack, #failure, #inner),
+                        #p::Err(#rejected) => #p::Err(#rejected),
+                    }
+                },
             )
         }
         Args::Timeout(t) => {
@@ -300,14 +308,22 @@ fn layer(
             );
             (
                 quote!(static #st: #p::TimeoutSite = #p::TimeoutSite::new(&__RESILIENT_SITE, #opt_name, #limit);),
-                quote!(#p::timeout(&#st, #inner)),
+                quote!(#p::timeout(&#st, async { #inner }).await),
             )
         }
         Args::Bulkhead(b) => {
             let config = bulkhead_config(p, b);
             (
                 quote!(static #st: #p::BulkheadSite = #p::BulkheadSite::new(&__RESILIENT_SITE, #opt_name, #config);),
-                quote!(#p::bulkhead(&#st, #inner)),
+                {
+                    let (call, rejected) = guard_idents();
+                    quote! {
+                        match #p::bulkhead_enter(&#st).await {
+                            #p::Ok(#call) => #call.exit(#inner),
+                            #p::Err(#rejected) => #p::Err(#rejected),
+                        }
+                    }
+                },
             )
         }
         Args::Retry(r) => {
@@ -331,6 +347,14 @@ fn layer(
     }
 }
 
+/// The bindings of a guard's match: the admitted call and the rejection.
+fn guard_idents() -> (Ident, Ident) {
+    (
+        Ident::new("__call", Span::mixed_site()),
+        Ident::new("__rejected", Span::mixed_site()),
+    )
+}
+
 /// A loop around the inner layers, each attempt with its own copies of the arguments.
 fn retry_layer(cx: &Ctx<'_>, r: &RetryArgs, st: &Ident, inner: &TokenStream) -> TokenStream {
     let Ctx {
@@ -341,12 +365,12 @@ fn retry_layer(cx: &Ctx<'_>, r: &RetryArgs, st: &Ident, inner: &TokenStream) -> 
     let retry = Ident::new("__retry", Span::mixed_site());
     let out = Ident::new("__out", Span::mixed_site());
     quote! {
-        async {
+        {
             #touch
             let mut #retry = #p::Retry::new(&#st, #stack);
             loop {
                 #rebinds
-                if let #p::Flow::Break(#out) = #retry.next(#inner.await, #when).await {
+                if let #p::Flow::Break(#out) = #retry.next(#inner, #when).await {
                     break #out;
                 }
             }
@@ -375,9 +399,9 @@ fn fallback_layer(cx: &Ctx<'_>, f: &FallbackArgs, st: &Ident, inner: &TokenStrea
     let mut call = handler.clone();
     call.extend(located_at(quote!((#(#args,)* #err).await), last));
     quote! {
-        async {
+        {
             #preclones
-            let #out = #inner.await;
+            let #out = #inner;
             match #p::fallback(&#st, #stack, #on, #out) {
                 #p::Flow::Break(#out) => #out,
                 #p::Flow::Continue(#err) => #p::lift(#call),

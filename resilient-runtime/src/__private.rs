@@ -1,8 +1,14 @@
 //! Support for `#[resilient::*]` expansions. **Not public API**: anything here may change in
 //! any release. Expansions name nothing else, so users need not depend on tokio or tracing.
 //!
-//! Each layer is a small generic `async fn` taking the inner layers' future and returning
-//! `Result<T, Outcome<E>>`; [`Stack::finish`] converts to the user's `E` once, outermost.
+//! The expansion is one flat block in the function's own future. Every layer but the timeout
+//! is a guard: `*_enter` admits the call (synchronously, or for a queued bulkhead through a
+//! future that is ready at once when a permit is free) and the guard's `exit` takes the inner
+//! layers' `Result<T, Outcome<E>>` and records it. Dropping a guard (the caller cancelled, or
+//! the body panicked) gives its slot back. Only [`timeout`] wraps the inner layers in a future
+//! of their own, since it must be able to drop them. Nesting one `async fn` per layer, as this
+//! crate first did, copied each inner future into its parent and cost about twice as much.
+//! [`Stack::finish`] converts to the user's `E` once, outermost.
 #![allow(
     missing_docs,
     clippy::missing_errors_doc,
@@ -23,6 +29,7 @@ pub use crate::{__resilient_register as register, __resilient_site as site};
 pub use crate::{BreakerConfig, BulkheadConfig, Jitter, RetryConfig, Strategy, TripRule};
 pub use core::ops::ControlFlow as Flow;
 pub use core::option::Option::{None, Some};
+pub use core::result::Result::{Err, Ok};
 pub use core::time::Duration as Dur;
 pub use inventory;
 
@@ -58,11 +65,8 @@ pub fn plain_stack<E>() -> Stack<E> {
 impl<E> Stack<E> {
     /// The outermost step: back to the function's own `Result<T, E>`.
     #[inline]
-    pub async fn finish<T, F>(self, fut: F) -> Result<T, E>
-    where
-        F: Future<Output = Result<T, Outcome<E>>>,
-    {
-        match fut.await {
+    pub fn finish<T>(self, out: Result<T, Outcome<E>>) -> Result<T, E> {
+        match out {
             Ok(v) => Ok(v),
             Err(o) => Err(self.error(o)),
         }
@@ -141,49 +145,63 @@ where
     fut.await.map_err(Outcome::Failed)
 }
 
-/// `#[circuit_breaker]`. Inner `CircuitOpen`/`BulkheadFull` rejections are not outcomes (the
-/// call never reached the dependency); every other error goes through `failure`.
+/// `#[circuit_breaker]`: admits the call, or rejects it with `CircuitOpen`.
 #[inline]
-pub async fn circuit_breaker<T, E, F, C>(
-    site: &'static BreakerSite,
-    stack: Stack<E>,
-    failure: C,
-    fut: F,
-) -> Result<T, Outcome<E>>
-where
-    F: Future<Output = Result<T, Outcome<E>>>,
-    C: Classify<E>,
-{
+pub fn breaker_enter<E>(site: &'static BreakerSite) -> Result<BreakerCall, Outcome<E>> {
     let breaker = site.get();
     let ticket = breaker.try_acquire().map_err(Outcome::Rejected)?;
-    let timer = crate::metrics::Timer::start();
-    let mut guard = TicketGuard::new(breaker, ticket);
-    let out = fut.await;
-    let recorded_failure = match &out {
-        Ok(_) => {
-            guard.finish(false);
-            false
-        }
-        Err(Outcome::Rejected(Error::CircuitOpen { .. } | Error::BulkheadFull { .. })) => {
-            guard.abandon();
-            false
-        }
-        Err(o) => {
-            let failed = failure.accepts(stack, o);
-            guard.finish(failed);
-            failed
-        }
-    };
-    timer.stop(breaker.name());
-    crate::metrics::call(
-        breaker.name(),
-        if recorded_failure {
-            "failure"
-        } else {
-            crate::metrics::outcome(&out)
-        },
-    );
-    out
+    Ok(BreakerCall {
+        guard: TicketGuard::new(breaker, ticket),
+        timer: crate::metrics::Timer::start(),
+    })
+}
+
+/// A call admitted by a breaker. Dropped without [`exit`](Self::exit) (cancelled, or the body
+/// panicked), its ticket goes back through [`TicketGuard`]: released, or a failure on panic.
+pub struct BreakerCall {
+    guard: TicketGuard<'static>,
+    timer: crate::metrics::Timer,
+}
+
+impl BreakerCall {
+    /// Records the inner layers' result. Inner `CircuitOpen`/`BulkheadFull` rejections are not
+    /// outcomes (the call never reached the dependency); every other error goes through
+    /// `failure`.
+    #[inline]
+    #[allow(clippy::needless_pass_by_value)] // the expansion passes the predicate by value
+    pub fn exit<T, E, C: Classify<E>>(
+        mut self,
+        stack: Stack<E>,
+        failure: C,
+        out: Result<T, Outcome<E>>,
+    ) -> Result<T, Outcome<E>> {
+        let name = self.guard.breaker().name();
+        let recorded_failure = match &out {
+            Ok(_) => {
+                self.guard.finish(false);
+                false
+            }
+            Err(Outcome::Rejected(Error::CircuitOpen { .. } | Error::BulkheadFull { .. })) => {
+                self.guard.abandon();
+                false
+            }
+            Err(o) => {
+                let failed = failure.accepts(stack, o);
+                self.guard.finish(failed);
+                failed
+            }
+        };
+        self.timer.stop(name);
+        crate::metrics::call(
+            name,
+            if recorded_failure {
+                "failure"
+            } else {
+                crate::metrics::outcome(&out)
+            },
+        );
+        out
+    }
 }
 
 /// The static an expansion declares for a `#[timeout]`.
@@ -276,22 +294,62 @@ fn overran(site: &'static TimeoutSite, took: Duration) {
     );
 }
 
-/// `#[bulkhead]`: the permit lives until the inner future completes or is dropped.
+/// `#[bulkhead]`: a permit at once when one is free, else a place in the queue (or
+/// `BulkheadFull`). The future is ready on its first poll when a permit is free.
 #[inline]
-pub async fn bulkhead<T, E, F>(site: &'static BulkheadSite, fut: F) -> Result<T, Outcome<E>>
-where
-    F: Future<Output = Result<T, Outcome<E>>>,
-{
-    let bulkhead = site.get();
-    let permit = bulkhead.acquire().await.map_err(Outcome::Rejected)?;
-    crate::metrics::bulkhead_levels(bulkhead);
-    let timer = crate::metrics::Timer::start();
-    let out = fut.await;
-    drop(permit);
-    timer.stop(bulkhead.name());
-    crate::metrics::bulkhead_levels(bulkhead);
-    crate::metrics::call(bulkhead.name(), crate::metrics::outcome(&out));
-    out
+pub fn bulkhead_enter<E>(site: &'static BulkheadSite) -> BulkheadEnter<E> {
+    BulkheadEnter {
+        bulkhead: site.get(),
+        enter: site.get().enter(),
+        _error: std::marker::PhantomData,
+    }
+}
+
+/// The future [`bulkhead_enter`] returns.
+pub struct BulkheadEnter<E> {
+    bulkhead: &'static crate::Bulkhead,
+    enter: crate::bulkhead::Enter<'static>,
+    _error: std::marker::PhantomData<fn() -> E>,
+}
+
+impl<E> Future for BulkheadEnter<E> {
+    type Output = Result<BulkheadCall, Outcome<E>>;
+
+    #[inline]
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let bulkhead = self.bulkhead;
+        std::pin::Pin::new(&mut self.enter).poll(cx).map(|permit| {
+            let permit = permit.map_err(Outcome::Rejected)?;
+            crate::metrics::bulkhead_levels(bulkhead);
+            Ok(BulkheadCall {
+                permit,
+                timer: crate::metrics::Timer::start(),
+            })
+        })
+    }
+}
+
+/// A call holding a bulkhead permit; dropping it (cancellation, panic) returns the permit.
+pub struct BulkheadCall {
+    permit: crate::bulkhead::BulkheadPermit<'static>,
+    timer: crate::metrics::Timer,
+}
+
+impl BulkheadCall {
+    /// Returns the permit and counts the inner layers' result.
+    #[inline]
+    pub fn exit<T, E>(self, out: Result<T, Outcome<E>>) -> Result<T, Outcome<E>> {
+        let BulkheadCall { permit, timer } = self;
+        let bulkhead = permit.bulkhead();
+        drop(permit);
+        timer.stop(bulkhead.name());
+        crate::metrics::bulkhead_levels(bulkhead);
+        crate::metrics::call(bulkhead.name(), crate::metrics::outcome(&out));
+        out
+    }
 }
 
 /// The static an expansion declares for a `#[retry]`.

@@ -141,9 +141,39 @@ impl fmt::Debug for BulkheadPermit<'_> {
     }
 }
 
+impl<'a> BulkheadPermit<'a> {
+    /// The bulkhead this permit belongs to.
+    #[must_use]
+    pub fn bulkhead(&self) -> &'a Bulkhead {
+        self.bulkhead
+    }
+}
+
 impl Drop for BulkheadPermit<'_> {
     fn drop(&mut self) {
         self.bulkhead.release();
+    }
+}
+
+/// [`Bulkhead::acquire`]'s work as a plain future: the arrival happens when it is created, so
+/// a free permit (or a full bulkhead) is a ready value, and only a queued caller has a future
+/// to wait on (boxed: queueing is the slow path, and the common one stays small).
+pub(crate) enum Enter<'a> {
+    Ready(Option<Result<BulkheadPermit<'a>, Error>>),
+    Queued(Pin<Box<dyn Future<Output = Result<BulkheadPermit<'a>, Error>> + Send + 'a>>),
+}
+
+impl<'a> Future for Enter<'a> {
+    type Output = Result<BulkheadPermit<'a>, Error>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut *self {
+            // Polled again after `Ready`: only a misuse gets here; never hand out a second
+            // permit.
+            Enter::Ready(out) => out.take().map_or(Poll::Pending, Poll::Ready),
+            Enter::Queued(wait) => wait.as_mut().poll(cx),
+        }
     }
 }
 
@@ -283,9 +313,18 @@ impl Bulkhead {
     /// runtime (the timer needs one).
     #[inline]
     pub async fn acquire(&self) -> Result<BulkheadPermit<'_>, Error> {
-        match self.arrive()? {
-            Arrival::Admitted => Ok(BulkheadPermit { bulkhead: self }),
-            Arrival::Queued(id, max_wait, _) => self.wait(id, max_wait).await,
+        self.enter().await
+    }
+
+    /// Arrives now: see [`Enter`].
+    #[inline]
+    pub(crate) fn enter(&self) -> Enter<'_> {
+        match self.arrive() {
+            Ok(Arrival::Admitted) => Enter::Ready(Some(Ok(BulkheadPermit { bulkhead: self }))),
+            Ok(Arrival::Queued(id, max_wait, _)) => {
+                Enter::Queued(Box::pin(self.wait(id, max_wait)))
+            }
+            Err(e) => Enter::Ready(Some(Err(e))),
         }
     }
 

@@ -898,6 +898,10 @@ impl<'a> TicketGuard<'a> {
         }
     }
 
+    pub(crate) fn breaker(&self) -> &'a CircuitBreaker {
+        self.breaker
+    }
+
     pub(crate) fn finish(&mut self, failure: bool) {
         if let Some(ticket) = self.ticket.take() {
             self.breaker.record(ticket, failure);
