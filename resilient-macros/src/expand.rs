@@ -370,7 +370,10 @@ fn retry_layer(cx: &Ctx<'_>, r: &RetryArgs, st: &Ident, inner: &TokenStream) -> 
             let mut #retry = #p::Retry::new(&#st, #stack);
             loop {
                 #rebinds
-                if let #p::Flow::Break(#out) = #retry.next(#inner, #when).await {
+                if let #p::Flow::Break(#out) = #retry.next(#inner, #when) {
+                    break #out;
+                }
+                if let #p::Flow::Break(#out) = #retry.pause().await {
                     break #out;
                 }
             }

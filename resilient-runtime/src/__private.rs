@@ -120,13 +120,13 @@ impl<E, P: Fn(&E) -> bool> Classify<E> for Pred<P> {
 }
 
 /// The innermost step: the body's `Result<T, E>` into the stack's currency. With the `chaos`
-/// feature, faults injected into any of `policies` act here; without it `policies` is unused.
+/// feature, faults injected into any of `policies` act here.
+#[cfg(feature = "chaos")]
 #[inline]
 pub async fn body<T, E, F>(policies: &'static [Decl], fut: F) -> Result<T, Outcome<E>>
 where
     F: Future<Output = Result<T, E>>,
 {
-    #[cfg(feature = "chaos")]
     match crate::chaos::verdict(policies) {
         crate::chaos::Verdict::Run => {}
         // Outside a runtime there is no timer: the latency fault is skipped rather than panic.
@@ -140,9 +140,47 @@ where
         }
         crate::chaos::Verdict::Hang => std::future::pending::<()>().await,
     }
-    #[cfg(not(feature = "chaos"))]
-    let _ = policies;
     fut.await.map_err(Outcome::Failed)
+}
+
+/// The innermost step: the body's `Result<T, E>` into the stack's currency. Without the
+/// `chaos` feature this is a plain mapping future (no state of its own).
+#[cfg(not(feature = "chaos"))]
+#[inline]
+pub fn body<T, E, F>(policies: &'static [Decl], fut: F) -> Body<F>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    let _ = policies;
+    Body { fut }
+}
+
+#[cfg(not(feature = "chaos"))]
+pin_project_lite::pin_project! {
+    /// The future [`body`] returns.
+    pub struct Body<F> {
+        #[pin]
+        fut: F,
+    }
+}
+
+#[cfg(not(feature = "chaos"))]
+impl<T, E, F> Future for Body<F>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    type Output = Result<T, Outcome<E>>;
+
+    #[inline]
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        self.project()
+            .fut
+            .poll(cx)
+            .map(|r| r.map_err(Outcome::Failed))
+    }
 }
 
 /// `#[circuit_breaker]`: admits the call, or rejects it with `CircuitOpen`.
@@ -242,23 +280,94 @@ impl TimeoutSite {
 /// completes in the poll in which the deadline passes returns its result. A body that blocks
 /// without yielding cannot be pre-empted: its result is returned and a `warn` event names the
 /// overrun. A caller dropping this future is not a timeout and emits nothing.
+///
+/// The runtime check, the clock read and the timer happen here, before the first poll, so
+/// outside a runtime the body never starts. A plain future rather than an `async fn`: the
+/// expansion awaits it at once, and a hand-written state machine adds no copy of `fut`.
 #[inline]
-pub async fn timeout<T, E, F>(site: &'static TimeoutSite, fut: F) -> Result<T, Outcome<E>>
+pub fn timeout<T, E, F>(site: &'static TimeoutSite, fut: F) -> Timeout<F>
 where
     F: Future<Output = Result<T, Outcome<E>>>,
 {
     if tokio::runtime::Handle::try_current().is_err() {
-        return Err(Outcome::Rejected(Error::NoRuntime { name: site.name() }));
+        return Timeout::NoRuntime { site };
     }
     let limit = *site.limit.get();
     let start = Instant::now();
     // A limit too large for the clock never expires.
-    let Some(deadline) = start.checked_add(limit) else {
-        return fut.await;
-    };
-    if let Ok(out) = tokio::time::timeout_at(deadline, fut).await {
+    match start.checked_add(limit) {
+        Some(deadline) => Timeout::Timed {
+            site,
+            start,
+            limit,
+            fut: tokio::time::timeout_at(deadline, fut),
+        },
+        None => Timeout::Unlimited { fut },
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future [`timeout`] returns.
+    #[project = TimeoutProj]
+    pub enum Timeout<F> {
+        NoRuntime { site: &'static TimeoutSite },
+        Unlimited { #[pin] fut: F },
+        Timed {
+            site: &'static TimeoutSite,
+            start: Instant,
+            // The limit in force when the call started (a live change applies to later calls).
+            limit: Duration,
+            #[pin] fut: tokio::time::Timeout<F>,
+        },
+    }
+}
+
+impl<T, E, F> Future for Timeout<F>
+where
+    F: Future<Output = Result<T, Outcome<E>>>,
+{
+    type Output = Result<T, Outcome<E>>;
+
+    #[inline]
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        match self.project() {
+            TimeoutProj::NoRuntime { site } => {
+                Poll::Ready(Err(Outcome::Rejected(Error::NoRuntime {
+                    name: site.name(),
+                })))
+            }
+            TimeoutProj::Unlimited { fut } => fut.poll(cx),
+            TimeoutProj::Timed {
+                site,
+                start,
+                limit,
+                fut,
+            } => {
+                let Poll::Ready(result) = fut.poll(cx) else {
+                    return Poll::Pending;
+                };
+                Poll::Ready(finish_timed(site, *start, *limit, result))
+            }
+        }
+    }
+}
+
+/// What a timed call's completion reports: its result (with an overrun warning when the body
+/// ran past the deadline without yielding), or the timeout.
+#[inline]
+fn finish_timed<T, E>(
+    site: &'static TimeoutSite,
+    start: Instant,
+    limit: Duration,
+    result: Result<Result<T, Outcome<E>>, tokio::time::error::Elapsed>,
+) -> Result<T, Outcome<E>> {
+    if let Ok(out) = result {
         let now = Instant::now();
-        if now > deadline {
+        if now.duration_since(start) > limit {
             overran(site, now.duration_since(start));
         }
         #[cfg(feature = "metrics")]
@@ -396,15 +505,23 @@ impl RetrySite {
 /// rejection returns `Error::NoRuntime` naming the retry; a stack of `#[retry]` and
 /// `#[fallback]` alone (whose `E` need not convert from `resilient::Error`) returns the last
 /// error unchanged. Neither panics.
-pub struct Retry<E> {
+///
+/// Each attempt's result goes to [`next`](Retry::next), which decides synchronously: return
+/// it, or keep the error and the backoff for [`pause`](Retry::pause), which sleeps. The
+/// common case, a success, never builds a future.
+pub struct Retry<T, E> {
     site: &'static RetrySite,
     stack: Stack<E>,
     attempt: u32,
     started: Option<Instant>,
     previous: Option<Duration>,
+    /// Between `next` deciding to retry and `pause`: the error to return if the pause ends the
+    /// retry (out of time), and the delay.
+    pending: Option<(Outcome<E>, Duration)>,
+    _result: std::marker::PhantomData<fn() -> T>,
 }
 
-impl<E> Retry<E> {
+impl<T, E> Retry<T, E> {
     #[inline]
     #[must_use]
     pub fn new(site: &'static RetrySite, stack: Stack<E>) -> Self {
@@ -414,6 +531,8 @@ impl<E> Retry<E> {
             attempt: 1,
             started: site.config.get().max_duration.map(|_| Instant::now()),
             previous: None,
+            pending: None,
+            _result: std::marker::PhantomData,
         }
     }
 
@@ -425,23 +544,18 @@ impl<E> Retry<E> {
         }
     }
 
-    /// Decides after an attempt: `Break` with the result to return, or `Continue` after
-    /// sleeping the backoff. Dropping this future during the sleep stops the retry.
+    /// Decides after an attempt: `Break` with the result to return, or `Continue` when another
+    /// attempt follows [`pause`](Self::pause).
     #[inline]
-    pub async fn next<T, C: Classify<E>>(
+    pub fn next<C: Classify<E>>(
         &mut self,
         out: Result<T, Outcome<E>>,
         when: C,
     ) -> ControlFlow<Result<T, Outcome<E>>> {
-        // The common case, a success, decides nothing: skip the decision's future entirely.
-        let out = match out {
-            Ok(v) => {
-                crate::metrics::call(self.site.name(), "success");
-                return ControlFlow::Break(Ok(v));
-            }
-            err => err,
+        let flow = match out {
+            Ok(v) => ControlFlow::Break(Ok(v)),
+            Err(err) => self.decide(err, when),
         };
-        let flow = self.decide(out, when).await;
         if let ControlFlow::Break(result) = &flow {
             crate::metrics::call(
                 self.site.name(),
@@ -451,18 +565,12 @@ impl<E> Retry<E> {
         flow
     }
 
-    /// Decides after an attempt: `Break` with the result to return, or `Continue` after
-    /// sleeping the backoff. Dropping this future during the sleep stops the retry.
-    #[inline]
-    async fn decide<T, C: Classify<E>>(
+    #[allow(clippy::needless_pass_by_value)] // the expansion passes the predicate by value
+    fn decide<C: Classify<E>>(
         &mut self,
-        out: Result<T, Outcome<E>>,
+        err: Outcome<E>,
         when: C,
     ) -> ControlFlow<Result<T, Outcome<E>>> {
-        let err = match out {
-            Ok(v) => return ControlFlow::Break(Ok(v)),
-            Err(e) => e,
-        };
         let config = self.site.config.get();
         if self.attempt >= config.attempts {
             return ControlFlow::Break(Err(err));
@@ -482,20 +590,30 @@ impl<E> Retry<E> {
         if self.out_of_time(delay) {
             return ControlFlow::Break(Err(err));
         }
-        if delay.is_zero() {
-            crate::events::retrying(self.site.name(), self.attempt + 1, delay);
-        } else {
-            if tokio::runtime::Handle::try_current().is_err() {
-                let name = self.site.name();
-                return ControlFlow::Break(Err(match self.stack.conv {
-                    Some(_) => Outcome::Rejected(Error::NoRuntime { name }),
-                    None => err,
-                }));
-            }
-            crate::events::retrying(self.site.name(), self.attempt + 1, delay);
+        if !delay.is_zero() && tokio::runtime::Handle::try_current().is_err() {
+            let name = self.site.name();
+            return ControlFlow::Break(Err(match self.stack.conv {
+                Some(_) => Outcome::Rejected(Error::NoRuntime { name }),
+                None => err,
+            }));
+        }
+        self.pending = Some((err, delay));
+        ControlFlow::Continue(())
+    }
+
+    /// Sleeps the backoff that [`next`](Self::next) chose: `Continue` to run the next attempt,
+    /// or `Break` with the last error when `max_duration` ran out during the sleep. Dropping
+    /// this future during the sleep stops the retry.
+    pub async fn pause(&mut self) -> ControlFlow<Result<T, Outcome<E>>> {
+        let Some((err, delay)) = self.pending.take() else {
+            return ControlFlow::Continue(()); // `next` did not ask for a pause: nothing to wait
+        };
+        crate::events::retrying(self.site.name(), self.attempt + 1, delay);
+        if !delay.is_zero() {
             tokio::time::sleep(delay).await;
             // The timer may wake up to a millisecond late.
             if self.out_of_time(Duration::ZERO) {
+                crate::metrics::call(self.site.name(), "failure");
                 return ControlFlow::Break(Err(err));
             }
         }
