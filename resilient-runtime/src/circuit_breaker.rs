@@ -713,11 +713,14 @@ impl CircuitBreaker {
     /// Reports the outcome of an admitted call. `failure` is the caller's classification
     /// (before `slow_call`, which this method applies: a call longer than `slow_call` fails).
     pub fn record(&self, ticket: Ticket, failure: bool) {
+        // `started` is set only when `slow_call` was configured at admission: check it first,
+        // so the common case reads no configuration here.
         let failure = failure
-            || match (self.config().slow_call, ticket.started) {
-                (Some(limit), Some(started)) => started.elapsed() > limit,
-                _ => false,
-            };
+            || ticket.started.is_some_and(|started| {
+                self.config()
+                    .slow_call
+                    .is_some_and(|limit| started.elapsed() > limit)
+            });
         match ticket.kind {
             TicketKind::Untracked => {}
             TicketKind::Closed => self.record_closed(ticket.generation, failure),
