@@ -181,9 +181,10 @@ impl IdealBreaker {
 }
 
 // ---------------------------------------------------------------------------------------
-// Prototypes: the same work through the runtime's public API, without the expansion's nested
-// adapter futures. They show what the runtime primitives cost by themselves, and what a flat
-// expansion (synchronous admission/completion calls around one future) would cost today.
+// Prototypes: the same work through the runtime's public API, without the expansion. They show
+// what the runtime primitives cost by themselves (the difference to the `ours_*` cases is the
+// expansion's own share), and `proto_flat_stack` what a hand-written flat stack costs. (They
+// were written when the expansion nested one `async fn` per layer; it is flat now too.)
 // ---------------------------------------------------------------------------------------
 
 fn count_config() -> BreakerConfig {
@@ -476,7 +477,7 @@ fn cases(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, mode: Mode) {
         full_stack_count(x).await
     });
 
-    // --- prototypes: the runtime primitives without the adapters ----------------------------
+    // --- prototypes: the runtime primitives without the expansion ---------------------------
     case!(g, rt, mode, "proto_breaker_count_direct", |s| (), |x| {
         proto_breaker(&PROTO_COUNT, x).await
     });
