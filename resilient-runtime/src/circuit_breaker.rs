@@ -284,8 +284,13 @@ fn next_cycle(word: u64, state: u64, level: u32) -> u64 {
         | (u64::from(level.min(MAX_LEVEL)) << LEVEL_SHIFT)
         | state
 }
+/// `d` in nanoseconds, saturating (584 years). In `u64` arithmetic: `as_nanos` is a `u128`
+/// multiplication, and this runs on every clock read of the call path.
+#[inline]
 fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    d.as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()))
 }
 
 /// What an admitted call must report back. Created by [`CircuitBreaker::try_acquire`].
@@ -421,13 +426,9 @@ impl CircuitBreaker {
         Ok(())
     }
 
+    #[inline]
     fn now_nanos(&self) -> u64 {
-        u64::try_from(
-            Instant::now()
-                .saturating_duration_since(self.base)
-                .as_nanos(),
-        )
-        .unwrap_or(u64::MAX)
+        nanos(Instant::now().saturating_duration_since(self.base))
     }
 
     /// The current state. Reports `HalfOpen` once the cooldown has elapsed, without taking a
