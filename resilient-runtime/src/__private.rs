@@ -195,7 +195,8 @@ pub fn breaker_enter<E>(site: &'static BreakerSite) -> Result<BreakerCall, Outco
 }
 
 /// A call admitted by a breaker. Dropped without [`exit`](Self::exit) (cancelled, or the body
-/// panicked), its ticket goes back through [`TicketGuard`]: released, or a failure on panic.
+/// panicked), its ticket goes back through the breaker's ticket guard: released, or a failure
+/// on panic.
 pub struct BreakerCall {
     guard: TicketGuard<'static>,
     timer: crate::metrics::Timer,

@@ -2,20 +2,27 @@
 //!
 //! It is a small fair semaphore of its own rather than tokio's, so that the loom model tests
 //! (`tests/loom.rs`, built with `--cfg loom`) can explore every interleaving of acquire, release,
-//! waiter drop and reconfiguration: all of its state sits behind one mutex of the `sync` shim.
+//! waiter drop and reconfiguration: its atomics and its mutex come from the `sync` shim.
 //!
 //! # How permits move
 //!
-//! - `held` counts the permits given out: running calls, plus waiters that were handed a permit
-//!   but have not been polled since.
-//! - A caller takes a free permit at once only when nobody is queued (no barging past waiters).
-//! - A released permit goes straight to the waiter at the front of the queue, which is removed
-//!   from the queue in the same critical section: the queue holds only callers still waiting.
+//! - One atomic word packs `held`, the permits given out (running calls, plus waiters that were
+//!   handed a permit but have not been polled since), and `queued`, the queue's length. The
+//!   common case, a free permit and nobody waiting, takes no lock: arrival is one
+//!   compare-and-swap of the word, release one subtraction.
+//! - The queue itself lives behind the mutex; `queued` changes only under it. A caller takes a
+//!   free permit at once only when nobody is queued (no barging past waiters).
+//! - A release whose subtraction shows someone queued takes the lock and hands a permit to the
+//!   waiter at the front, which is removed from the queue in the same critical section: the
+//!   queue holds only callers still waiting.
+//! - No wake-up is lost because joining the queue is a compare-and-swap of the same word: a
+//!   release either comes first (the newcomer then finds the free permit and takes it) or
+//!   comes after and sees the newcomer queued (and hands it a permit under the lock).
 //! - A waiter whose id is no longer in the queue was handed a permit. If it is dropped before
 //!   it sees the permit, its drop releases that permit (to the next waiter): never lost.
 //! - The queue's ids increase from front to back, so a waiter finds itself by binary search.
 //!
-//! Invariant: whenever the queue is not empty, `held >= pool`.
+//! Invariant: whenever the queue is not empty and no release is in progress, `held >= pool`.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -25,10 +32,23 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::Error;
-use crate::sync::Mutex;
+use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering::AcqRel, Ordering::Acquire};
 
-/// The largest `pool` accepted (the same bound as tokio's semaphore).
-const MAX_POOL: usize = usize::MAX >> 3;
+const HELD: u64 = u32::MAX as u64;
+const ONE_QUEUED: u64 = 1 << 32;
+
+/// `held` of a word.
+fn held(word: u64) -> usize {
+    (word & HELD) as usize
+}
+
+/// `queued` of a word.
+fn queued(word: u64) -> usize {
+    (word >> 32) as usize
+}
+
+/// The largest `pool` and `queue` accepted: each is a 32-bit half of the bulkhead's word.
+const MAX_POOL: usize = u32::MAX as usize;
 
 /// Everything a [`Bulkhead`] is configured with. See DESIGN.md section 4.3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +73,9 @@ impl BulkheadConfig {
         if self.pool > MAX_POOL {
             return Err(format!("`pool` may not exceed {MAX_POOL}"));
         }
+        if self.queue > MAX_POOL {
+            return Err(format!("`queue` may not exceed {MAX_POOL}"));
+        }
         if self.max_wait.is_some() && self.queue == 0 {
             return Err(
                 "`max_wait` needs `queue` of at least 1: without a queue nobody waits".into(),
@@ -71,14 +94,17 @@ impl BulkheadConfig {
 /// The configuration can be changed while calls run, with [`Bulkhead::reconfigure`].
 pub struct Bulkhead {
     name: &'static str,
+    /// `queued << 32 | held`: callers waiting, and permits given out (running calls and
+    /// waiters handed a permit they have not seen yet).
+    word: AtomicU64,
+    /// `config.pool`, written under the lock by `reconfigure`.
+    pool: AtomicUsize,
     state: Mutex<State>,
 }
 
-/// Everything behind the bulkhead's one lock.
+/// Everything behind the bulkhead's lock.
 struct State {
     config: BulkheadConfig,
-    /// Permits given out: running calls and waiters handed a permit they have not seen yet.
-    held: usize,
     /// Callers waiting, oldest first; ids strictly increase from front to back.
     waiters: VecDeque<Waiter>,
     /// The id of the next caller to queue.
@@ -95,29 +121,13 @@ impl State {
     fn position(&self, id: u64) -> Result<usize, usize> {
         self.waiters.binary_search_by_key(&id, |w| w.id)
     }
-
-    /// Gives one permit back and hands it to the first waiter if the pool has room (it may
-    /// not, after a reconfiguration to a smaller pool). Returns the waker to wake.
-    fn release(&mut self) -> Option<Waker> {
-        self.held = self.held.saturating_sub(1);
-        self.grant().and_then(|w| w.waker)
-    }
-
-    /// Hands a free permit to the first waiter, if there are both, and returns that waiter
-    /// (a waiter not polled yet has no waker: it finds its permit at its first poll).
-    fn grant(&mut self) -> Option<Waiter> {
-        if self.held >= self.config.pool {
-            return None;
-        }
-        let waiter = self.waiters.pop_front()?;
-        self.held += 1;
-        Some(waiter)
-    }
 }
 
 impl fmt::Debug for Bulkhead {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (config, held, queued) = self.with(|s| (s.config, s.held, s.waiters.len()));
+        let config = self.config();
+        let word = self.word.load(Acquire);
+        let (held, queued) = (held(word), queued(word));
         f.debug_struct("Bulkhead")
             .field("name", &self.name)
             .field("config", &config)
@@ -195,9 +205,10 @@ impl Bulkhead {
         config.validate()?;
         Ok(Bulkhead {
             name,
+            word: AtomicU64::new(0),
+            pool: AtomicUsize::new(config.pool),
             state: Mutex::new(State {
                 config,
-                held: 0,
                 waiters: VecDeque::new(),
                 next_id: 0,
             }),
@@ -231,19 +242,21 @@ impl Bulkhead {
     /// may exceed `pool` until the extra calls finish.
     #[must_use]
     pub fn in_flight(&self) -> usize {
-        self.with(|s| s.held)
+        held(self.word.load(Acquire))
     }
 
     /// Callers waiting for a permit now.
     #[must_use]
     pub fn queued(&self) -> usize {
-        self.with(|s| s.waiters.len())
+        queued(self.word.load(Acquire))
     }
 
     /// Free permits now.
     #[must_use]
     pub fn available(&self) -> usize {
-        self.with(|s| s.config.pool.saturating_sub(s.held))
+        self.pool
+            .load(Acquire)
+            .saturating_sub(held(self.word.load(Acquire)))
     }
 
     /// Changes the configuration of a live bulkhead.
@@ -260,8 +273,9 @@ impl Bulkhead {
         config.validate()?;
         let wake = self.with(|s| {
             s.config = config;
+            self.pool.store(config.pool, crate::sync::Ordering::Release);
             let mut wake = Vec::new();
-            while let Some(waiter) = s.grant() {
+            while let Some(waiter) = self.grant(s) {
                 wake.extend(waiter.waker);
             }
             wake
@@ -270,19 +284,70 @@ impl Bulkhead {
         Ok(())
     }
 
+    /// Changes the word by `f` (which returns `None` to leave it), by compare-and-swap;
+    /// returns whether it changed.
+    #[inline]
+    fn update(&self, mut f: impl FnMut(u64, usize) -> Option<u64>) -> bool {
+        let pool = self.pool.load(Acquire);
+        let mut word = self.word.load(Acquire);
+        while let Some(next) = f(word, pool) {
+            match self.word.compare_exchange_weak(word, next, AcqRel, Acquire) {
+                Ok(_) => return true,
+                Err(w) => word = w,
+            }
+        }
+        false
+    }
+
+    /// Under the lock: hands a free permit to the first waiter, if there are both, and
+    /// returns that waiter (a waiter not polled yet has no waker: it finds its permit at its
+    /// first poll). The permit and the waiter's place change in one step.
+    fn grant(&self, state: &mut State) -> Option<Waiter> {
+        let handed =
+            self.update(|w, pool| (queued(w) > 0 && held(w) < pool).then(|| w - ONE_QUEUED + 1));
+        if handed {
+            state.waiters.pop_front()
+        } else {
+            None
+        }
+    }
+
+    /// Gives a permit back; if someone is queued, hands a permit to the first waiter.
+    #[inline]
     fn release(&self) {
-        if let Some(waker) = self.with(State::release) {
+        if queued(self.word.fetch_sub(1, AcqRel)) != 0 {
+            self.release_slow();
+        }
+    }
+
+    /// Takes a free permit if nobody is queued.
+    #[inline]
+    fn take_free(&self) -> bool {
+        self.update(|w, pool| (queued(w) == 0 && held(w) < pool).then(|| w + 1))
+    }
+
+    #[cold]
+    fn release_slow(&self) {
+        if let Some(waker) = self.with(|s| self.grant(s).and_then(|w| w.waker)) {
             waker.wake();
         }
     }
 
     /// Takes a free permit, or a place in the queue, or fails at once.
+    #[inline]
     fn arrive(&self) -> Result<Arrival, Error> {
+        // Nobody queued and a permit free: one compare-and-swap, no lock.
+        if self.take_free() {
+            return Ok(Arrival::Admitted);
+        }
+        self.arrive_slow()
+    }
+
+    fn arrive_slow(&self) -> Result<Arrival, Error> {
         let name = self.name;
         let arrival = self.with(|state| {
             let config = state.config;
-            if state.waiters.is_empty() && state.held < config.pool {
-                state.held += 1;
+            if self.take_free() {
                 return Ok(Arrival::Admitted);
             }
             if state.waiters.len() >= config.queue {
@@ -291,6 +356,15 @@ impl Bulkhead {
             // Only a queued caller with `max_wait` needs a timer, hence a runtime.
             if config.max_wait.is_some() && tokio::runtime::Handle::try_current().is_err() {
                 return Err(Error::NoRuntime { name });
+            }
+            // Join the queue, or take the permit a release freed since the lock-free try.
+            let mut admitted = false;
+            self.update(|w, pool| {
+                admitted = queued(w) == 0 && held(w) < pool;
+                Some(if admitted { w + 1 } else { w + ONE_QUEUED })
+            });
+            if admitted {
+                return Ok(Arrival::Admitted);
             }
             let id = state.next_id;
             state.next_id += 1;
@@ -408,13 +482,17 @@ impl Drop for Waiting<'_> {
             return;
         }
         let id = self.id;
-        let waker = self.bulkhead.with(|state| match state.position(id) {
-            Ok(at) => {
+        let bulkhead = self.bulkhead;
+        let waker = bulkhead.with(|state| {
+            if let Ok(at) = state.position(id) {
                 state.waiters.remove(at);
+                bulkhead.word.fetch_sub(ONE_QUEUED, AcqRel);
                 None
+            } else {
+                // Handed a permit it never took: pass it on.
+                bulkhead.word.fetch_sub(1, AcqRel);
+                bulkhead.grant(state).and_then(|w| w.waker)
             }
-            // Handed a permit it never took: pass it on.
-            Err(_) => state.release(),
         });
         if let Some(waker) = waker {
             waker.wake();

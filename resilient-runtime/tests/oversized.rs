@@ -37,3 +37,56 @@ fn huge_counts_are_refused_and_the_largest_allowed_ones_are_cheap() {
         breaker.record(ticket, true);
     }
 }
+
+/// A bulkhead's counts are 32-bit halves of one word: larger `pool` and `queue` are refused
+/// with the key named, and the largest allowed ones work.
+#[test]
+fn bulkhead_counts_above_32_bits_are_refused() {
+    use resilient_runtime::{Bulkhead, BulkheadConfig};
+    let max = u32::MAX as usize;
+    for (config, key) in [
+        (
+            BulkheadConfig {
+                pool: max + 1,
+                queue: 0,
+                max_wait: None,
+            },
+            "`pool`",
+        ),
+        (
+            BulkheadConfig {
+                pool: 1,
+                queue: max + 1,
+                max_wait: None,
+            },
+            "`queue`",
+        ),
+    ] {
+        let message = config.validate().unwrap_err();
+        assert!(message.starts_with(key), "{message}");
+    }
+    let largest = Bulkhead::new(
+        "largest",
+        BulkheadConfig {
+            pool: max,
+            queue: max,
+            max_wait: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(largest.available(), max);
+    let permit = ready_now(largest.acquire()).unwrap();
+    assert_eq!((largest.in_flight(), largest.available()), (1, max - 1));
+    drop(permit);
+    assert_eq!(largest.available(), max);
+}
+
+/// Polls a future that is ready at once (a free permit) without a runtime.
+fn ready_now<F: std::future::Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(out) => out,
+        std::task::Poll::Pending => panic!("a free permit is ready at once"),
+    }
+}
