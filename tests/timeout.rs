@@ -471,3 +471,37 @@ async fn anyhow_result_return_type() {
 
     assert_eq!(anyhow_call(ms(1), false).await.unwrap(), 5);
 }
+
+// ---------------------------------------------------------------------------------------------
+// A body that spends tokio's cooperative budget in every poll (it is always ready to go on)
+// must still time out: the timer is polled outside the budget, as tokio's own `timeout` does.
+
+#[timeout("100ms", name = "timeout.budget_hog")]
+async fn budget_hog(steps: &AtomicU32) -> Result<u32, E> {
+    for step in 0..200_000 {
+        tokio::task::consume_budget().await;
+        steps.store(step, Ordering::SeqCst);
+        if step == 1_000 {
+            // The deadline passes while the body keeps running.
+            tokio::time::advance(ms(150)).await;
+        }
+    }
+    Ok(0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_exhausts_the_coop_budget_still_times_out() {
+    let steps = AtomicU32::new(0);
+    assert_eq!(
+        budget_hog(&steps).await,
+        Err(E::Res(Error::Timeout {
+            name: "timeout.budget_hog",
+            after: ms(100)
+        }))
+    );
+    let steps = steps.load(Ordering::SeqCst);
+    assert!(
+        (1_000..2_000).contains(&steps),
+        "timed out {steps} steps in, not soon after the deadline"
+    );
+}

@@ -282,9 +282,11 @@ impl TimeoutSite {
 /// without yielding cannot be pre-empted: its result is returned and a `warn` event names the
 /// overrun. A caller dropping this future is not a timeout and emits nothing.
 ///
-/// The runtime check, the clock read and the timer happen here, before the first poll, so
-/// outside a runtime the body never starts. A plain future rather than an `async fn`: the
-/// expansion awaits it at once, and a hand-written state machine adds no copy of `fut`.
+/// The runtime check and the clock read (the deadline) happen here, before the first poll, so
+/// outside a runtime the body never starts. The timer itself is created only when the body
+/// first returns `Pending`: a body that completes in its first poll never pays for one
+/// (tokio's `timeout` creates its timer up front). A plain future rather than an `async fn`:
+/// the expansion awaits it at once, and a hand-written state machine adds no copy of `fut`.
 #[inline]
 pub fn timeout<T, E, F>(site: &'static TimeoutSite, fut: F) -> Timeout<F>
 where
@@ -301,7 +303,9 @@ where
             site,
             start,
             limit,
-            fut: tokio::time::timeout_at(deadline, fut),
+            deadline,
+            fut,
+            timer: None,
         },
         None => Timeout::Unlimited { fut },
     }
@@ -318,7 +322,12 @@ pin_project_lite::pin_project! {
             start: Instant,
             // The limit in force when the call started (a live change applies to later calls).
             limit: Duration,
-            #[pin] fut: tokio::time::Timeout<F>,
+            deadline: Instant,
+            #[pin] fut: F,
+            // Created at the first `Pending` of `fut`. Polled outside tokio's cooperative
+            // budget, as tokio's own `Timeout` does once the body has spent it: a body that
+            // always exhausts the budget must still time out.
+            #[pin] timer: Option<tokio::task::Unconstrained<tokio::time::Sleep>>,
         },
     }
 }
@@ -346,12 +355,25 @@ where
                 site,
                 start,
                 limit,
+                deadline,
                 fut,
+                mut timer,
             } => {
-                let Poll::Ready(result) = fut.poll(cx) else {
-                    return Poll::Pending;
-                };
-                Poll::Ready(finish_timed(site, *start, *limit, result))
+                // The body first, then the deadline (tokio's order).
+                if let Poll::Ready(out) = fut.poll(cx) {
+                    return Poll::Ready(finish_timed(site, *start, *limit, Ok(out)));
+                }
+                if timer.is_none() {
+                    timer.set(Some(tokio::task::unconstrained(tokio::time::sleep_until(
+                        *deadline,
+                    ))));
+                }
+                match timer.as_pin_mut().map(|t| t.poll(cx)) {
+                    Some(Poll::Ready(())) => {
+                        Poll::Ready(finish_timed(site, *start, *limit, Err(())))
+                    }
+                    _ => Poll::Pending,
+                }
             }
         }
     }
@@ -364,7 +386,8 @@ fn finish_timed<T, E>(
     site: &'static TimeoutSite,
     start: Instant,
     limit: Duration,
-    result: Result<Result<T, Outcome<E>>, tokio::time::error::Elapsed>,
+    // `Err(())`: the deadline passed first.
+    result: Result<Result<T, Outcome<E>>, ()>,
 ) -> Result<T, Outcome<E>> {
     if let Ok(out) = result {
         let now = Instant::now();
