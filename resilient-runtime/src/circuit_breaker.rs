@@ -713,7 +713,21 @@ impl CircuitBreaker {
 
     /// Reports the outcome of an admitted call. `failure` is the caller's classification
     /// (before `slow_call`, which this method applies: a call longer than `slow_call` fails).
+    #[inline]
     pub fn record(&self, ticket: Ticket, failure: bool) {
+        // The common case, a success of a closed call that leaves the window as it is, is
+        // decided here with a load or two and inlined into the caller.
+        if !failure
+            && ticket.kind == TicketKind::Closed
+            && ticket.started.is_none()
+            && self.window().success_is_noop(ticket.generation)
+        {
+            return;
+        }
+        self.record_slow(ticket, failure);
+    }
+
+    fn record_slow(&self, ticket: Ticket, failure: bool) {
         // `started` is set only when `slow_call` was configured at admission: check it first,
         // so the common case reads no configuration here.
         let failure = failure
@@ -1042,6 +1056,26 @@ impl Window {
                     .unwrap_or(u64::MAX)
                     .max(1),
             },
+        }
+    }
+
+    /// Whether a success of a call admitted in `generation` would change nothing, so it can
+    /// skip the rest of `record`. Needs no generation check of the breaker: a stale success
+    /// changes nothing either.
+    #[inline]
+    fn success_is_noop(&self, generation: u64) -> bool {
+        match self {
+            // Nothing to reset.
+            Window::Consecutive(n) => tagged_read(n, generation) == 0,
+            // Only failures are kept.
+            Window::Timed(_) => true,
+            // A full ring without failures (see `Ring::record`).
+            Window::Calls(ring) => {
+                tagged_read(&ring.failures, generation) == 0
+                    && tagged_read(&ring.next, generation) >= ring.len
+            }
+            // Every call counts towards the rate.
+            Window::Buckets { .. } => false,
         }
     }
 
