@@ -165,12 +165,13 @@ pub(crate) fn body(input: &Input<'_>) -> TokenStream {
             Span::call_site(),
         );
         decls.push(quote!(#p::Decl::#variant(&#st)));
-        let (item, wrapped) = layer(&cx, index, policy, &st, &expr);
+        let (item, wrapped) = layer(&cx, index, policy, &st, &expr.value, expr.future.as_ref());
         statics.push(item);
         expr = wrapped;
     }
     statics.reverse();
     decls.reverse();
+    let value = &expr.value;
     let n = Literal::usize_unsuffixed(decls.len());
     // Link-time registration: `resilient::policies()` lists this function before any call.
     let registration = quote! {
@@ -213,12 +214,36 @@ pub(crate) fn body(input: &Input<'_>) -> TokenStream {
         #(#warning_items)*
         #(#warning_uses)*
         let #stack = #make_stack;
-        #stack.finish(#expr)
+        #stack.finish(#value)
+    }
+}
+
+/// What a layer wraps: an expression of the stack's `Result<T, Outcome<E>>`, evaluated in the
+/// function's future, and, when that expression merely awaits one future, that future (a
+/// timeout then wraps it directly instead of in an `async` block of its own).
+struct Inner {
+    value: TokenStream,
+    future: Option<TokenStream>,
+}
+
+impl Inner {
+    fn awaited(future: TokenStream, span: Span) -> Inner {
+        Inner {
+            value: quote_spanned!(span=> #future.await),
+            future: Some(future),
+        }
+    }
+
+    fn value(value: TokenStream) -> Inner {
+        Inner {
+            value,
+            future: None,
+        }
     }
 }
 
 /// The user's body, emitted once and untouched, as the innermost future.
-fn innermost(cx: &Ctx<'_>) -> TokenStream {
+fn innermost(cx: &Ctx<'_>) -> Inner {
     let Ctx { input, p, .. } = cx;
     let stmts = &input.body;
     // A return edge of the function's own type (impl Trait erased) before the body, so the
@@ -247,11 +272,12 @@ fn innermost(cx: &Ctx<'_>) -> TokenStream {
     // the user's braces.
     let mut body = Group::new(Delimiter::Brace, stmts.clone());
     body.set_span(Span::call_site().located_at(input.body_span));
-    if borrows {
-        quote_spanned!(input.body_span=> #p::body(&__RESILIENT_POLICIES, async { #fake_return #body }).await)
+    let future = if borrows {
+        quote_spanned!(input.body_span=> #p::body(&__RESILIENT_POLICIES, async { #fake_return #body }))
     } else {
-        quote_spanned!(input.body_span=> #p::body(&__RESILIENT_POLICIES, async move { #fake_return #body }).await)
-    }
+        quote_spanned!(input.body_span=> #p::body(&__RESILIENT_POLICIES, async move { #fake_return #body }))
+    };
+    Inner::awaited(future, input.body_span)
 }
 
 /// One policy: its `static`, and the layer's call around `inner`.
@@ -261,7 +287,8 @@ fn layer(
     policy: &Policy,
     st: &Ident,
     inner: &TokenStream,
-) -> (TokenStream, TokenStream) {
+    inner_future: Option<&TokenStream>,
+) -> (TokenStream, Inner) {
     let Ctx {
         input, p, stack, ..
     } = cx;
@@ -291,12 +318,12 @@ fn layer(
             let (call, rejected) = guard_idents();
             (
                 quote!(static #st: #p::BreakerSite = #init;),
-                quote! {
+                Inner::value(quote! {
                     match #p::breaker_enter(&#st) {
                         #p::Ok(#call) => #call.exit(#stack, #failure, #inner),
                         #p::Err(#rejected) => #p::Err(#rejected),
                     }
-                },
+                }),
             )
         }
         Args::Timeout(t) => {
@@ -308,7 +335,11 @@ fn layer(
             );
             (
                 quote!(static #st: #p::TimeoutSite = #p::TimeoutSite::new(&__RESILIENT_SITE, #opt_name, #limit);),
-                quote!(#p::timeout(&#st, async { #inner }).await),
+                {
+                    let future =
+                        inner_future.map_or_else(|| quote!(async { #inner }), Clone::clone);
+                    Inner::awaited(quote!(#p::timeout(&#st, #future)), Span::call_site())
+                },
             )
         }
         Args::Bulkhead(b) => {
@@ -317,12 +348,12 @@ fn layer(
                 quote!(static #st: #p::BulkheadSite = #p::BulkheadSite::new(&__RESILIENT_SITE, #opt_name, #config);),
                 {
                     let (call, rejected) = guard_idents();
-                    quote! {
+                    Inner::value(quote! {
                         match #p::bulkhead_enter(&#st).await {
                             #p::Ok(#call) => #call.exit(#inner),
                             #p::Err(#rejected) => #p::Err(#rejected),
                         }
-                    }
+                    })
                 },
             )
         }
@@ -330,7 +361,7 @@ fn layer(
             let config = retry_config(p, r);
             (
                 quote!(static #st: #p::RetrySite = #p::RetrySite::new(&__RESILIENT_SITE, #opt_name, #config);),
-                retry_layer(cx, r, st, inner),
+                Inner::value(retry_layer(cx, r, st, inner)),
             )
         }
         Args::Fallback(f) => (
@@ -342,7 +373,7 @@ fn layer(
                     .unwrap_or_default();
                 quote!(static #st: #p::FallbackSite = #p::FallbackSite::new(&__RESILIENT_SITE, #opt_name, #handler);)
             },
-            fallback_layer(cx, f, st, inner),
+            Inner::value(fallback_layer(cx, f, st, inner)),
         ),
     }
 }
