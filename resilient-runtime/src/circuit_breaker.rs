@@ -981,6 +981,11 @@ enum Window {
     Buckets {
         buckets: [AtomicU64; 10],
         width: u64,
+        /// The time of the newest failure recorded (plus one; zero: none), kept by
+        /// `fetch_max`. A success with no failure in the last ten buckets cannot trip the
+        /// rule, so it skips the sum over the buckets. Outcomes of any cycle count here, which
+        /// only ever makes a success evaluate when it need not.
+        last_failure: AtomicU64,
     },
 }
 
@@ -1055,6 +1060,7 @@ impl Window {
                 width: u64::try_from(window.as_nanos() / 10)
                     .unwrap_or(u64::MAX)
                     .max(1),
+                last_failure: AtomicU64::new(0),
             },
         }
     }
@@ -1152,7 +1158,11 @@ impl Window {
                 None => Verdict::Stay,
             },
             (
-                Window::Buckets { buckets, width },
+                Window::Buckets {
+                    buckets,
+                    width,
+                    last_failure,
+                },
                 TripRule::RateOverTime {
                     failure_rate,
                     min_calls,
@@ -1160,7 +1170,18 @@ impl Window {
                 },
             ) => {
                 let now = now();
+                if failure {
+                    last_failure.fetch_max(now.saturating_add(1), Ordering::AcqRel);
+                }
                 if !add_to_bucket(buckets, *width, now, failure, generation, &current) {
+                    return Verdict::Stay;
+                }
+                // A failure leaves the window once its bucket is ten buckets old, which takes
+                // at least ten bucket widths.
+                let newest = last_failure.load(Ordering::Acquire);
+                if !failure
+                    && (newest == 0 || now.saturating_sub(newest - 1) >= width.saturating_mul(10))
+                {
                     return Verdict::Stay;
                 }
                 let (calls, fails) = self.counts(now, generation);
@@ -1195,7 +1216,7 @@ impl Window {
                     ring_failures(tagged_read(&ring.failures, generation), calls),
                 )
             }
-            Window::Buckets { buckets, width } => {
+            Window::Buckets { buckets, width, .. } => {
                 let stamp = bucket_stamp(now, *width, generation);
                 buckets.iter().fold((0, 0), |(c, f), b| {
                     let w = b.load(Ordering::Acquire);
