@@ -85,9 +85,9 @@
 //!
 //! # Choices where the design leaves room
 //!
-//! - **What a breaker records from inner layers.** An inner `CircuitOpen` or `BulkheadFull`
-//!   rejection is not an outcome (the call never reached the dependency): the trial slot is
-//!   released and nothing is recorded. An inner `Timeout` is shown to the `failure` predicate
+//! - **What a breaker records from inner layers.** An inner `CircuitOpen`, `BulkheadFull` or
+//!   `NoRuntime` rejection is not an outcome (the call never reached the dependency): the trial
+//!   slot is released and nothing is recorded. An inner `Timeout` is shown to the `failure` predicate
 //!   converted to `E` (without a predicate it is a failure), as are the `when` and `on`
 //!   predicates of retry and fallback.
 //! - **Metrics of the `threshold` rules.** They keep only failures, so
@@ -112,7 +112,9 @@
 //!   rejection and the last error otherwise (a `#[retry]`/`#[fallback]`-only stack's `E` need
 //!   not convert from `resilient::Error`); a bulkhead needs no timer unless a caller queues with
 //!   `max_wait`. A runtime built *without the time driver* makes tokio panic when the first
-//!   timer is created: tokio offers no way to ask, so only a missing runtime is detected.
+//!   timer is created: tokio offers no way to ask, so only a missing runtime is detected. (A
+//!   `#[timeout]` creates its timer only once the body first waits, so there the panic comes
+//!   after the body has started, and a body that completes without waiting needs no timer.)
 //! - **`args = (..)`** passes the listed arguments in the listed order.
 
 #![doc(test(no_crate_inject, attr(deny(warnings), allow(dead_code))))]

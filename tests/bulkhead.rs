@@ -505,3 +505,45 @@ fn outside_a_runtime() {
         assert_eq!(ran.load(Ordering::SeqCst), 4);
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Regression: a caller joins the queue when its admission future is created, and that future
+// may be dropped before it is ever polled. Its place in the queue must go with it (the guard
+// used to be created only at the first poll, so the next release handed a permit to a ghost
+// and the bulkhead stayed full for good). Only the expansion's own API can drop the future
+// that early, so this test uses it directly.
+
+#[tokio::test(start_paused = true)]
+async fn a_queued_arrival_dropped_before_its_first_poll_leaves_no_waiter() {
+    use resilient::__private as p;
+    static SITE: p::Site = p::site!("ghost");
+    static GHOST: p::BulkheadSite = p::BulkheadSite::new(
+        &SITE,
+        p::Some("bulkhead.ghost"),
+        p::BulkheadConfig {
+            pool: 1,
+            queue: 1,
+            max_wait: p::None,
+        },
+    );
+    let running = p::bulkhead_enter(&GHOST).await.expect("a free permit");
+    let queued = p::bulkhead_enter(&GHOST);
+    assert_eq!(counts(handle("bulkhead.ghost")), (1, 1, 0));
+    drop(queued);
+    assert_eq!(
+        counts(handle("bulkhead.ghost")),
+        (1, 0, 0),
+        "the waiter left"
+    );
+    drop(running);
+    assert_eq!(
+        counts(handle("bulkhead.ghost")),
+        (0, 0, 1),
+        "the permit came back"
+    );
+    let again = p::bulkhead_enter(&GHOST)
+        .await
+        .expect("the permit is free again");
+    drop(again);
+    assert_eq!(counts(handle("bulkhead.ghost")), (0, 0, 1));
+}

@@ -190,8 +190,39 @@ impl Boxed for Client {
     }
 }
 
+// A `!Send` error type (the common `Box<dyn Error>`): the layers that do not keep the error
+// across an `.await` (breaker, timeout, bulkhead) must not make the future `!Send` either. Retry
+// keeps the last error through its backoff and fallback hands it to the handler, so those two
+// are `Send` only with a `Send` error, like any code that holds a value across an `.await`.
+type BoxError = Box<dyn std::error::Error>;
+
+async fn io() -> Result<u32, std::io::Error> {
+    tokio::task::yield_now().await;
+    Ok(1)
+}
+
+#[circuit_breaker(threshold = 3)]
+async fn breaker_box() -> Result<u32, BoxError> {
+    Ok(io().await?)
+}
+
+#[bulkhead(pool = 2, queue = 1)]
+async fn bulkhead_box() -> Result<u32, BoxError> {
+    Ok(io().await?)
+}
+
+#[circuit_breaker(threshold = 3)]
+#[timeout("1s")]
+#[bulkhead(pool = 2)]
+async fn stack_box() -> Result<u32, BoxError> {
+    Ok(io().await?)
+}
+
 #[test]
 fn every_shape_is_send() {
+    assert_send(&breaker_box());
+    assert_send(&bulkhead_box());
+    assert_send(&stack_box());
     assert_send(&breaker(1));
     assert_send(&timed(String::new()));
     assert_send(&limited(Vec::new()));

@@ -411,6 +411,33 @@ fn outside_a_runtime_the_call_returns_no_runtime() {
     assert!(!ran.load(Ordering::SeqCst), "the body never ran");
 }
 
+// Under a breaker, a missing runtime is not the dependency failing: the breaker does not count
+// it (as with an inner `CircuitOpen` or `BulkheadFull`), so it stays closed and every call keeps
+// reporting the real cause, `NoRuntime`, rather than `CircuitOpen`.
+#[circuit_breaker(threshold = 2, name = "timeout.no_runtime.breaker")]
+#[timeout("200ms", name = "timeout.no_runtime.inner")]
+async fn breaker_over_a_timer(ran: &AtomicBool) -> Result<u32, E> {
+    ran.store(true, Ordering::SeqCst);
+    Ok(1)
+}
+
+#[test]
+fn outside_a_runtime_an_outer_breaker_does_not_count_no_runtime() {
+    let ran = AtomicBool::new(false);
+    for _ in 0..5 {
+        assert_eq!(
+            futures::executor::block_on(breaker_over_a_timer(&ran)),
+            Err(E::Res(Error::NoRuntime {
+                name: "timeout.no_runtime.inner"
+            }))
+        );
+    }
+    assert!(!ran.load(Ordering::SeqCst), "the body never ran");
+    let breaker = resilient::breaker("timeout.no_runtime.breaker").expect("created by the calls");
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    assert_eq!(breaker.metrics().failures, 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // `std::io::Result` and `anyhow::Result` work unchanged through their `From` conversions.
 

@@ -321,7 +321,7 @@ fn layer(
                 Inner::value(quote! {
                     match #p::breaker_enter(&#st) {
                         #p::Ok(#call) => #call.exit(#stack, #failure, #inner),
-                        #p::Err(#rejected) => #p::Err(#rejected),
+                        #p::Err(#rejected) => #p::rejected(#rejected),
                     }
                 }),
             )
@@ -351,7 +351,7 @@ fn layer(
                     Inner::value(quote! {
                         match #p::bulkhead_enter(&#st).await {
                             #p::Ok(#call) => #call.exit(#inner),
-                            #p::Err(#rejected) => #p::Err(#rejected),
+                            #p::Err(#rejected) => #p::rejected(#rejected),
                         }
                     })
                 },

@@ -184,10 +184,14 @@ where
 }
 
 /// `#[circuit_breaker]`: admits the call, or rejects it with `CircuitOpen`.
+///
+/// The rejection is a plain [`Error`], not an `Outcome<E>`: the expansion matches on this
+/// value around the inner layers' `.await`, and a temporary holding the user's `E` there would
+/// make the whole future `!Send` whenever `E` is (say, `Box<dyn Error>`).
 #[inline]
-pub fn breaker_enter<E>(site: &'static BreakerSite) -> Result<BreakerCall, Outcome<E>> {
+pub fn breaker_enter(site: &'static BreakerSite) -> Result<BreakerCall, Error> {
     let breaker = site.get();
-    let ticket = breaker.try_acquire().map_err(Outcome::Rejected)?;
+    let ticket = breaker.try_acquire()?;
     Ok(BreakerCall {
         guard: TicketGuard::new(breaker, ticket),
         timer: crate::metrics::Timer::start(),
@@ -203,9 +207,9 @@ pub struct BreakerCall {
 }
 
 impl BreakerCall {
-    /// Records the inner layers' result. Inner `CircuitOpen`/`BulkheadFull` rejections are not
-    /// outcomes (the call never reached the dependency); every other error goes through
-    /// `failure`.
+    /// Records the inner layers' result. Inner `CircuitOpen`, `BulkheadFull` and `NoRuntime`
+    /// rejections are not outcomes (the call never reached the dependency); every other error
+    /// goes through `failure`.
     #[inline]
     #[allow(clippy::needless_pass_by_value)] // the expansion passes the predicate by value
     pub fn exit<T, E, C: Classify<E>>(
@@ -220,7 +224,11 @@ impl BreakerCall {
                 self.guard.finish(false);
                 false
             }
-            Err(Outcome::Rejected(Error::CircuitOpen { .. } | Error::BulkheadFull { .. })) => {
+            // Not the dependency's doing: an inner layer turned the call away, or there is no
+            // runtime to run it on.
+            Err(Outcome::Rejected(
+                Error::CircuitOpen { .. } | Error::BulkheadFull { .. } | Error::NoRuntime { .. },
+            )) => {
                 self.guard.abandon();
                 false
             }
@@ -392,7 +400,7 @@ fn finish_timed<T, E>(
     if let Ok(out) = result {
         let now = Instant::now();
         if now.duration_since(start) > limit {
-            overran(site, now.duration_since(start));
+            overran(site, limit, now.duration_since(start));
         }
         #[cfg(feature = "metrics")]
         {
@@ -417,36 +425,35 @@ fn finish_timed<T, E>(
 }
 
 #[cold]
-fn overran(site: &'static TimeoutSite, took: Duration) {
+fn overran(site: &'static TimeoutSite, limit: Duration, took: Duration) {
     tracing::warn!(
         target: "resilient",
         name = site.name(),
-        limit = ?site.limit.get(),
+        limit = ?limit,
         took = ?took,
         "call overran its timeout without yielding; its result is returned"
     );
 }
 
 /// `#[bulkhead]`: a permit at once when one is free, else a place in the queue (or
-/// `BulkheadFull`). The future is ready on its first poll when a permit is free.
+/// `BulkheadFull`). The future is ready on its first poll when a permit is free. Its
+/// rejection is a plain [`Error`] for the reason given at [`breaker_enter`].
 #[inline]
-pub fn bulkhead_enter<E>(site: &'static BulkheadSite) -> BulkheadEnter<E> {
+pub fn bulkhead_enter(site: &'static BulkheadSite) -> BulkheadEnter {
     BulkheadEnter {
         bulkhead: site.get(),
         enter: site.get().enter(),
-        _error: std::marker::PhantomData,
     }
 }
 
 /// The future [`bulkhead_enter`] returns.
-pub struct BulkheadEnter<E> {
+pub struct BulkheadEnter {
     bulkhead: &'static crate::Bulkhead,
     enter: crate::bulkhead::Enter<'static>,
-    _error: std::marker::PhantomData<fn() -> E>,
 }
 
-impl<E> Future for BulkheadEnter<E> {
-    type Output = Result<BulkheadCall, Outcome<E>>;
+impl Future for BulkheadEnter {
+    type Output = Result<BulkheadCall, Error>;
 
     #[inline]
     fn poll(
@@ -455,7 +462,7 @@ impl<E> Future for BulkheadEnter<E> {
     ) -> std::task::Poll<Self::Output> {
         let bulkhead = self.bulkhead;
         std::pin::Pin::new(&mut self.enter).poll(cx).map(|permit| {
-            let permit = permit.map_err(Outcome::Rejected)?;
+            let permit = permit?;
             crate::metrics::bulkhead_levels(bulkhead);
             Ok(BulkheadCall {
                 permit,
@@ -719,6 +726,12 @@ pub fn fallback<T, E, C: Classify<E>>(
             ControlFlow::Break(Err(o))
         }
     }
+}
+
+/// A layer's rejection in the stack's currency.
+#[inline]
+pub fn rejected<T, E>(error: Error) -> Result<T, Outcome<E>> {
+    Err(Outcome::Rejected(error))
 }
 
 /// The handler's `Result<T, E>` back into the stack's currency.

@@ -188,12 +188,14 @@ impl<'a> Future for Enter<'a> {
 }
 
 /// What a caller found on arrival.
-enum Arrival {
+enum Arrival<'a> {
     /// A free permit, taken.
     Admitted,
-    /// Queued under this id, with the `max_wait` in force when it arrived and the queue's
-    /// length after it joined.
-    Queued(u64, Option<Duration>, usize),
+    /// Queued, with the guard that leaves the queue (or passes a granted permit on) when
+    /// dropped, and the `max_wait` in force when it arrived. The guard exists from the moment
+    /// the caller joins the queue, so no way of giving up (a future dropped before its first
+    /// poll, a panic in an event subscriber) can leave a waiter behind.
+    Queued(Waiting<'a>, Option<Duration>),
 }
 
 impl Bulkhead {
@@ -335,7 +337,7 @@ impl Bulkhead {
 
     /// Takes a free permit, or a place in the queue, or fails at once.
     #[inline]
-    fn arrive(&self) -> Result<Arrival, Error> {
+    fn arrive(&self) -> Result<Arrival<'_>, Error> {
         // Nobody queued and a permit free: one compare-and-swap, no lock.
         if self.take_free() {
             return Ok(Arrival::Admitted);
@@ -343,12 +345,13 @@ impl Bulkhead {
         self.arrive_slow()
     }
 
-    fn arrive_slow(&self) -> Result<Arrival, Error> {
+    fn arrive_slow(&self) -> Result<Arrival<'_>, Error> {
         let name = self.name;
+        // `None`: admitted; `Some`: queued, with its guard, `max_wait` and the queue's length.
         let arrival = self.with(|state| {
             let config = state.config;
             if self.take_free() {
-                return Ok(Arrival::Admitted);
+                return Ok(None);
             }
             if state.waiters.len() >= config.queue {
                 return Err(Error::BulkheadFull { name });
@@ -364,19 +367,31 @@ impl Bulkhead {
                 Some(if admitted { w + 1 } else { w + ONE_QUEUED })
             });
             if admitted {
-                return Ok(Arrival::Admitted);
+                return Ok(None);
             }
             let id = state.next_id;
             state.next_id += 1;
             state.waiters.push_back(Waiter { id, waker: None });
-            Ok(Arrival::Queued(id, config.max_wait, state.waiters.len()))
+            let waiting = Waiting {
+                bulkhead: self,
+                id,
+                done: false,
+            };
+            Ok(Some((waiting, config.max_wait, state.waiters.len())))
         });
-        match &arrival {
-            Ok(Arrival::Queued(_, _, depth)) => crate::events::bulkhead_queued(name, *depth),
-            Err(Error::BulkheadFull { .. }) => crate::events::bulkhead_rejected(name),
-            _ => {}
+        match arrival {
+            Ok(None) => Ok(Arrival::Admitted),
+            Ok(Some((waiting, max_wait, depth))) => {
+                crate::events::bulkhead_queued(name, depth);
+                Ok(Arrival::Queued(waiting, max_wait))
+            }
+            Err(e) => {
+                if matches!(e, Error::BulkheadFull { .. }) {
+                    crate::events::bulkhead_rejected(name);
+                }
+                Err(e)
+            }
         }
-        arrival
     }
 
     /// Takes a permit, waiting in the queue if there is room.
@@ -395,19 +410,20 @@ impl Bulkhead {
     pub(crate) fn enter(&self) -> Enter<'_> {
         match self.arrive() {
             Ok(Arrival::Admitted) => Enter::Ready(Some(Ok(BulkheadPermit { bulkhead: self }))),
-            Ok(Arrival::Queued(id, max_wait, _)) => {
-                Enter::Queued(Box::pin(self.wait(id, max_wait)))
+            Ok(Arrival::Queued(waiting, max_wait)) => {
+                Enter::Queued(Box::pin(self.wait(waiting, max_wait)))
             }
             Err(e) => Enter::Ready(Some(Err(e))),
         }
     }
 
-    async fn wait(&self, id: u64, max_wait: Option<Duration>) -> Result<BulkheadPermit<'_>, Error> {
-        let mut waiting = Waiting {
-            bulkhead: self,
-            id,
-            done: false,
-        };
+    /// Waits in the queue. `waiting` is moved into this future when it is created, so dropping
+    /// the future, polled or not, drops the guard.
+    async fn wait<'a>(
+        &'a self,
+        mut waiting: Waiting<'a>,
+        max_wait: Option<Duration>,
+    ) -> Result<BulkheadPermit<'a>, Error> {
         match max_wait {
             None => Ok((&mut waiting).await),
             // The inner future is polled before the timer, so a permit handed over by the

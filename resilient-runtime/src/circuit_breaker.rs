@@ -965,6 +965,14 @@ struct Settings {
 /// start a cell afresh (its compare-and-swap fails if a newer recorder got there first). A stale
 /// recorder can therefore only write into cells that the current cycle already treats as
 /// empty. The success path stays a plain load for the count rules.
+///
+/// Known limits, both far outside what a running service meets: the generation is 23 bits and
+/// a bucket's stamp 24, so a cell left untouched across exactly 2^23 state changes (or a bucket
+/// whose epoch and generation distance wraps 2^24) would read as current again; and a recorder
+/// preempted for a whole time window between its clock read and its bucket write restarts
+/// that bucket with its old stamp, dropping up to a tenth of the window's outcomes (a writer
+/// cannot tell "my bucket is ten epochs stale" from "this bucket is stale" without another
+/// clock read).
 enum Window {
     /// Consecutive failures (a tagged cell).
     Consecutive(AtomicU64),
