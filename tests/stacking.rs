@@ -258,3 +258,40 @@ async fn a_renamed_policy_wraps_the_whole_stack() {
     assert_eq!(start.elapsed(), ms(100));
     assert_eq!(renamed::CALLS.load(SeqCst), 2);
 }
+
+// A breaker directly around a timeout takes the time of completion from the timeout's own
+// clock reading. Outcomes must still be stamped at completion, not at admission: a call
+// admitted at 9.8 s that fails at 10.1 s belongs to the 10 s bucket, so it is still in a
+// 10 s window at 19.5 s (an admission stamp would have aged it out).
+#[circuit_breaker(
+    failure_rate = 0.5,
+    window = "10s",
+    min_calls = 4,
+    name = "stack_clocked_window"
+)]
+#[timeout("1s")]
+async fn clocked_window() -> Result<(), E> {
+    sleep(ms(300)).await;
+    Err(E::Body(5))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_breaker_over_a_timeout_stamps_outcomes_at_completion() {
+    let origin = Instant::now();
+    // The first call creates the breaker: its buckets are aligned to 0 s.
+    assert_eq!(clocked_window().await, Err(E::Body(5)));
+    sleep(ms(9_500)).await;
+    assert_eq!(clocked_window().await, Err(E::Body(5)));
+    assert_eq!(origin.elapsed(), ms(10_100));
+    let b = resilient::breaker("stack_clocked_window").unwrap();
+    // Ten buckets of 1 s: at 10.1 s the window is buckets 1..=10, so 0.3 s is out already.
+    assert_eq!((b.metrics().calls, b.metrics().failures), (1, 1));
+    sleep(ms(9_400)).await;
+    assert_eq!(
+        (b.metrics().calls, b.metrics().failures),
+        (1, 1),
+        "at 19.5 s the call stamped at 10.1 s is in the window, the one of 0.3 s is not"
+    );
+    sleep(ms(1_000)).await;
+    assert_eq!(b.metrics().calls, 0, "out of the window at 20.5 s");
+}

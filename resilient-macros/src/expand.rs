@@ -165,7 +165,7 @@ pub(crate) fn body(input: &Input<'_>) -> TokenStream {
             Span::call_site(),
         );
         decls.push(quote!(#p::Decl::#variant(&#st)));
-        let (item, wrapped) = layer(&cx, index, policy, &st, &expr.value, expr.future.as_ref());
+        let (item, wrapped) = layer(&cx, index, policy, &st, &expr);
         statics.push(item);
         expr = wrapped;
     }
@@ -224,6 +224,9 @@ pub(crate) fn body(input: &Input<'_>) -> TokenStream {
 struct Inner {
     value: TokenStream,
     future: Option<TokenStream>,
+    /// For a timeout: the expression that also yields the time the call completed, which a
+    /// breaker directly around it takes instead of reading the clock again.
+    clocked: Option<TokenStream>,
 }
 
 impl Inner {
@@ -231,6 +234,7 @@ impl Inner {
         Inner {
             value: quote_spanned!(span=> #future.await),
             future: Some(future),
+            clocked: None,
         }
     }
 
@@ -238,6 +242,7 @@ impl Inner {
         Inner {
             value,
             future: None,
+            clocked: None,
         }
     }
 }
@@ -286,9 +291,9 @@ fn layer(
     index: usize,
     policy: &Policy,
     st: &Ident,
-    inner: &TokenStream,
-    inner_future: Option<&TokenStream>,
+    inner_layers: &Inner,
 ) -> (TokenStream, Inner) {
+    let inner = &inner_layers.value;
     let Ctx {
         input, p, stack, ..
     } = cx;
@@ -316,11 +321,16 @@ fn layer(
             };
             let failure = classify(p, b.failure.as_ref());
             let (call, rejected) = guard_idents();
+            let exit = if let Some(clocked) = &inner_layers.clocked {
+                quote!(#call.exit_clocked(#stack, #failure, #clocked))
+            } else {
+                quote!(#call.exit(#stack, #failure, #inner))
+            };
             (
                 quote!(static #st: #p::BreakerSite = #init;),
                 Inner::value(quote! {
                     match #p::breaker_enter(&#st) {
-                        #p::Ok(#call) => #call.exit(#stack, #failure, #inner),
+                        #p::Ok(#call) => #exit,
                         #p::Err(#rejected) => #p::rejected(#rejected),
                     }
                 }),
@@ -336,9 +346,15 @@ fn layer(
             (
                 quote!(static #st: #p::TimeoutSite = #p::TimeoutSite::new(&__RESILIENT_SITE, #opt_name, #limit);),
                 {
-                    let future =
-                        inner_future.map_or_else(|| quote!(async { #inner }), Clone::clone);
-                    Inner::awaited(quote!(#p::timeout(&#st, #future)), Span::call_site())
+                    let future = inner_layers
+                        .future
+                        .clone()
+                        .unwrap_or_else(|| quote!(async { #inner }));
+                    let timeout = quote!(#p::timeout(&#st, #future));
+                    Inner {
+                        clocked: Some(quote!(#timeout.clocked().await)),
+                        ..Inner::awaited(timeout, Span::call_site())
+                    }
                 },
             )
         }

@@ -211,17 +211,40 @@ impl BreakerCall {
     /// rejections are not outcomes (the call never reached the dependency); every other error
     /// goes through `failure`.
     #[inline]
-    #[allow(clippy::needless_pass_by_value)] // the expansion passes the predicate by value
     pub fn exit<T, E, C: Classify<E>>(
-        mut self,
+        self,
         stack: Stack<E>,
         failure: C,
         out: Result<T, Outcome<E>>,
     ) -> Result<T, Outcome<E>> {
+        self.exit_at(stack, failure, out, None)
+    }
+
+    /// [`exit`](Self::exit) for a breaker directly around a timeout: the timeout's reading of
+    /// the clock at completion is the breaker's too (one clock read fewer per call).
+    #[inline]
+    pub fn exit_clocked<T, E, C: Classify<E>>(
+        self,
+        stack: Stack<E>,
+        failure: C,
+        (out, completed): Completed<T, E>,
+    ) -> Result<T, Outcome<E>> {
+        self.exit_at(stack, failure, out, completed)
+    }
+
+    #[inline]
+    #[allow(clippy::needless_pass_by_value)] // the expansion passes the predicate by value
+    fn exit_at<T, E, C: Classify<E>>(
+        mut self,
+        stack: Stack<E>,
+        failure: C,
+        out: Result<T, Outcome<E>>,
+        completed: Option<Instant>,
+    ) -> Result<T, Outcome<E>> {
         let name = self.guard.breaker().name();
         let recorded_failure = match &out {
             Ok(_) => {
-                self.guard.finish(false);
+                self.guard.finish_at(false, completed);
                 false
             }
             // Not the dependency's doing: an inner layer turned the call away, or there is no
@@ -234,7 +257,7 @@ impl BreakerCall {
             }
             Err(o) => {
                 let failed = failure.accepts(stack, o);
-                self.guard.finish(failed);
+                self.guard.finish_at(failed, completed);
                 failed
             }
         };
@@ -340,25 +363,24 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<T, E, F> Future for Timeout<F>
+impl<T, E, F> Timeout<F>
 where
     F: Future<Output = Result<T, Outcome<E>>>,
 {
-    type Output = Result<T, Outcome<E>>;
-
+    /// Polls the call; on completion, also the time it completed when this read the clock
+    /// for it (the body finished before the deadline).
     #[inline]
-    fn poll(
+    fn poll_clocked(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
+    ) -> std::task::Poll<Completed<T, E>> {
         use std::task::Poll;
         match self.project() {
-            TimeoutProj::NoRuntime { site } => {
-                Poll::Ready(Err(Outcome::Rejected(Error::NoRuntime {
-                    name: site.name(),
-                })))
-            }
-            TimeoutProj::Unlimited { fut } => fut.poll(cx),
+            TimeoutProj::NoRuntime { site } => Poll::Ready((
+                Err(Outcome::Rejected(Error::NoRuntime { name: site.name() })),
+                None,
+            )),
+            TimeoutProj::Unlimited { fut } => fut.poll(cx).map(|out| (out, None)),
             TimeoutProj::Timed {
                 site,
                 start,
@@ -385,6 +407,54 @@ where
             }
         }
     }
+
+    /// The same call, completing with its completion time too: for a breaker directly
+    /// around this timeout ([`BreakerCall::exit_clocked`]).
+    #[inline]
+    pub fn clocked(self) -> Clocked<F> {
+        Clocked { timeout: self }
+    }
+}
+
+impl<T, E, F> Future for Timeout<F>
+where
+    F: Future<Output = Result<T, Outcome<E>>>,
+{
+    type Output = Result<T, Outcome<E>>;
+
+    #[inline]
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        self.poll_clocked(cx).map(|(out, _)| out)
+    }
+}
+
+/// A timed call's result, and the time it completed when the timeout read the clock for it.
+pub type Completed<T, E> = (Result<T, Outcome<E>>, Option<Instant>);
+
+pin_project_lite::pin_project! {
+    /// The future [`Timeout::clocked`] returns.
+    pub struct Clocked<F> {
+        #[pin]
+        timeout: Timeout<F>,
+    }
+}
+
+impl<T, E, F> Future for Clocked<F>
+where
+    F: Future<Output = Result<T, Outcome<E>>>,
+{
+    type Output = Completed<T, E>;
+
+    #[inline]
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        self.project().timeout.poll_clocked(cx)
+    }
 }
 
 /// What a timed call's completion reports: its result (with an overrun warning when the body
@@ -396,7 +466,7 @@ fn finish_timed<T, E>(
     limit: Duration,
     // `Err(())`: the deadline passed first.
     result: Result<Result<T, Outcome<E>>, ()>,
-) -> Result<T, Outcome<E>> {
+) -> Completed<T, E> {
     if let Ok(out) = result {
         let now = Instant::now();
         if now.duration_since(start) > limit {
@@ -408,7 +478,7 @@ fn finish_timed<T, E>(
                 .record(now.duration_since(start).as_secs_f64());
             crate::metrics::call(site.name(), crate::metrics::outcome(&out));
         }
-        out
+        (out, Some(now))
     } else {
         #[cfg(feature = "metrics")]
         {
@@ -417,10 +487,13 @@ fn finish_timed<T, E>(
             crate::metrics::call(site.name(), "timeout");
         }
         crate::events::timed_out(site.name(), limit);
-        Err(Outcome::Rejected(Error::Timeout {
-            name: site.name(),
-            after: limit,
-        }))
+        (
+            Err(Outcome::Rejected(Error::Timeout {
+                name: site.name(),
+                after: limit,
+            })),
+            None,
+        )
     }
 }
 

@@ -715,6 +715,13 @@ impl CircuitBreaker {
     /// (before `slow_call`, which this method applies: a call longer than `slow_call` fails).
     #[inline]
     pub fn record(&self, ticket: Ticket, failure: bool) {
+        self.record_at(ticket, failure, None);
+    }
+
+    /// [`record`](Self::record), with the time the call completed if the caller has just read
+    /// the clock (an inner timeout has), which then stands in for the breaker's own reading.
+    #[inline]
+    pub(crate) fn record_at(&self, ticket: Ticket, failure: bool, completed: Option<Instant>) {
         // The common case, a success of a closed call that leaves the window as it is, is
         // decided here with a load or two and inlined into the caller.
         if !failure
@@ -724,30 +731,37 @@ impl CircuitBreaker {
         {
             return;
         }
-        self.record_slow(ticket, failure);
+        self.record_slow(ticket, failure, completed);
     }
 
-    fn record_slow(&self, ticket: Ticket, failure: bool) {
+    fn record_slow(&self, ticket: Ticket, failure: bool, completed: Option<Instant>) {
         // `started` is set only when `slow_call` was configured at admission: check it first,
         // so the common case reads no configuration here.
         let failure = failure
             || ticket.started.is_some_and(|started| {
-                self.config()
-                    .slow_call
-                    .is_some_and(|limit| started.elapsed() > limit)
+                self.config().slow_call.is_some_and(|limit| {
+                    completed
+                        .unwrap_or_else(Instant::now)
+                        .saturating_duration_since(started)
+                        > limit
+                })
             });
         match ticket.kind {
             TicketKind::Untracked => {}
-            TicketKind::Closed => self.record_closed(ticket.generation, failure),
+            TicketKind::Closed => self.record_closed(ticket.generation, failure, completed),
             TicketKind::Trial => self.record_trial(ticket.generation, failure),
         }
     }
 
-    fn record_closed(&self, generation: u64, failure: bool) {
+    fn record_closed(&self, generation: u64, failure: bool, completed: Option<Instant>) {
         let settings = self.settings.get();
         let window = settings.window.unwrap_or(&self.window);
-        // A time window needs the clock read before the generation check (see `add_to_bucket`).
-        let stamped = window.stamps_time().then(|| self.now_nanos());
+        // A time window needs the clock read before the generation check (see `add_to_bucket`);
+        // a completion time read by an inner layer was read before it too.
+        let stamped = window.stamps_time().then(|| match completed {
+            Some(at) => nanos(at.saturating_duration_since(self.base)),
+            None => self.now_nanos(),
+        });
         let mut word = self.word.load(Ordering::Acquire);
         if state_of(word) != CLOSED || gen_of(word) != generation {
             return; // admitted in an earlier cycle: changes nothing
@@ -921,8 +935,13 @@ impl<'a> TicketGuard<'a> {
     }
 
     pub(crate) fn finish(&mut self, failure: bool) {
+        self.finish_at(failure, None);
+    }
+
+    /// [`finish`](Self::finish) with the completion time, if already read.
+    pub(crate) fn finish_at(&mut self, failure: bool, completed: Option<Instant>) {
         if let Some(ticket) = self.ticket.take() {
-            self.breaker.record(ticket, failure);
+            self.breaker.record_at(ticket, failure, completed);
         }
     }
 
