@@ -247,11 +247,7 @@ impl BreakerCall {
                 self.guard.finish_at(false, completed);
                 false
             }
-            // Not the dependency's doing: an inner layer turned the call away, or there is no
-            // runtime to run it on.
-            Err(Outcome::Rejected(
-                Error::CircuitOpen { .. } | Error::BulkheadFull { .. } | Error::NoRuntime { .. },
-            )) => {
+            Err(o) if o.never_reached_dependency() => {
                 self.guard.abandon();
                 false
             }
@@ -513,9 +509,10 @@ fn overran(site: &'static TimeoutSite, limit: Duration, took: Duration) {
 /// rejection is a plain [`Error`] for the reason given at [`breaker_enter`].
 #[inline]
 pub fn bulkhead_enter(site: &'static BulkheadSite) -> BulkheadEnter {
+    let bulkhead = site.get();
     BulkheadEnter {
-        bulkhead: site.get(),
-        enter: site.get().enter(),
+        bulkhead,
+        enter: bulkhead.enter(),
     }
 }
 
@@ -679,15 +676,7 @@ impl<T, E> Retry<T, E> {
         if self.attempt >= config.attempts {
             return ControlFlow::Break(Err(err));
         }
-        let retryable = match &err {
-            // Retrying an overloaded dependency is how retry storms start; without a runtime
-            // no attempt can succeed.
-            Outcome::Rejected(
-                Error::CircuitOpen { .. } | Error::BulkheadFull { .. } | Error::NoRuntime { .. },
-            ) => false,
-            o => when.accepts(self.stack, o),
-        };
-        if !retryable {
+        if err.never_reached_dependency() || !when.accepts(self.stack, &err) {
             return ControlFlow::Break(Err(err));
         }
         let delay = config.delay(self.attempt, self.previous, crate::retry::random_unit());

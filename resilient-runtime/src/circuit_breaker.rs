@@ -1102,7 +1102,8 @@ impl Window {
             Window::Consecutive(n) => tagged_read(n, generation) == 0,
             // Only failures are kept.
             Window::Timed(_) => true,
-            // A full ring without failures (see `Ring::record`).
+            // A full ring without failures: the slot a success would overwrite holds a
+            // success too.
             Window::Calls(ring) => {
                 tagged_read(&ring.failures, generation) == 0
                     && tagged_read(&ring.next, generation) >= ring.len
@@ -1127,6 +1128,10 @@ impl Window {
         current: impl Fn() -> u64,
         now: impl Fn() -> u64,
     ) -> Verdict {
+        // A success that changes nothing writes nothing: keeps the lines shared.
+        if !failure && self.success_is_noop(generation) {
+            return Verdict::Stay;
+        }
         match (self, *rule) {
             (Window::Consecutive(n), TripRule::Consecutive { threshold }) => {
                 if failure {
@@ -1137,17 +1142,12 @@ impl Window {
                     };
                     Verdict::open_if(count >= u64::from(threshold), None)
                 } else {
-                    // Only write when there is something to reset: keeps the line shared.
-                    if tagged_read(n, generation) != 0 {
-                        tagged_update(n, generation, &current, |_| 0);
-                    }
+                    tagged_update(n, generation, &current, |_| 0);
                     Verdict::Stay
                 }
             }
+            // Only failures reach here: successes are no-ops for this rule.
             (Window::Timed(times), TripRule::CountInWindow { threshold, window }) => {
-                if !failure {
-                    return Verdict::Stay; // exact without a clock read: successes do not matter
-                }
                 let mut guard = times
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -1281,14 +1281,6 @@ impl Ring {
         current: &impl Fn() -> u64,
     ) -> Option<(u64, u64)> {
         let len = self.len;
-        // A full ring without failures: another success changes nothing (the slot it would
-        // overwrite holds a success too), so skip the shared write entirely.
-        if !failure
-            && tagged_read(&self.failures, generation) == 0
-            && tagged_read(&self.next, generation) >= len
-        {
-            return None;
-        }
         let advance = |p: u64| if p + 1 < 2 * len { p + 1 } else { len };
         let (pos, _) = tagged_update(&self.next, generation, current, advance)?;
         let slot = pos % len;

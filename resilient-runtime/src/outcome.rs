@@ -14,6 +14,21 @@ pub enum Outcome<E> {
     Rejected(Error),
 }
 
+impl<E> Outcome<E> {
+    /// The call never reached the dependency: a layer inside turned it away (`CircuitOpen`,
+    /// `BulkheadFull`) or there was no runtime to run it on (`NoRuntime`). A breaker does not
+    /// record such a call, and a retry does not repeat it (retrying an overloaded dependency
+    /// is how retry storms start; without a runtime no attempt can succeed).
+    pub(crate) fn never_reached_dependency(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Rejected(
+                Error::CircuitOpen { .. } | Error::BulkheadFull { .. } | Error::NoRuntime { .. }
+            )
+        )
+    }
+}
+
 impl<E: From<Error>> Outcome<E> {
     /// The error the caller sees: the body's own, or the rejection converted.
     pub fn into_inner(self) -> E {
