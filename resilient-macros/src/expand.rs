@@ -224,9 +224,9 @@ pub(crate) fn body(input: &Input<'_>) -> TokenStream {
 struct Inner {
     value: TokenStream,
     future: Option<TokenStream>,
-    /// For a timeout: the expression that also yields the time the call completed, which a
-    /// breaker directly around it takes instead of reading the clock again.
-    clocked: Option<TokenStream>,
+    /// `future` is a timeout: a breaker directly around it awaits `future.clocked()` instead,
+    /// which also yields the time the call completed (one clock read fewer).
+    timeout: bool,
 }
 
 impl Inner {
@@ -234,7 +234,7 @@ impl Inner {
         Inner {
             value: quote_spanned!(span=> #future.await),
             future: Some(future),
-            clocked: None,
+            timeout: false,
         }
     }
 
@@ -242,7 +242,7 @@ impl Inner {
         Inner {
             value,
             future: None,
-            clocked: None,
+            timeout: false,
         }
     }
 }
@@ -321,8 +321,8 @@ fn layer(
             };
             let failure = classify(p, b.failure.as_ref());
             let (call, rejected) = guard_idents();
-            let exit = if let Some(clocked) = &inner_layers.clocked {
-                quote!(#call.exit_clocked(#stack, #failure, #clocked))
+            let exit = if let (true, Some(timeout)) = (inner_layers.timeout, &inner_layers.future) {
+                quote!(#call.exit_clocked(#stack, #failure, #timeout.clocked().await))
             } else {
                 quote!(#call.exit(#stack, #failure, #inner))
             };
@@ -350,10 +350,9 @@ fn layer(
                         .future
                         .clone()
                         .unwrap_or_else(|| quote!(async { #inner }));
-                    let timeout = quote!(#p::timeout(&#st, #future));
                     Inner {
-                        clocked: Some(quote!(#timeout.clocked().await)),
-                        ..Inner::awaited(timeout, Span::call_site())
+                        timeout: true,
+                        ..Inner::awaited(quote!(#p::timeout(&#st, #future)), Span::call_site())
                     }
                 },
             )
