@@ -4,6 +4,8 @@
 //! Every bulkhead here has its own `name`: policy state is process-global and tests run in
 //! parallel.
 
+mod common;
+use common::{E, ms};
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Mutex;
@@ -13,22 +15,6 @@ use std::time::Duration;
 
 use resilient::{BulkheadHandle, Error, bulkhead};
 use tokio::time::{Instant, sleep};
-
-const fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum E {
-    Down,
-    Res(Error),
-}
-
-impl From<Error> for E {
-    fn from(e: Error) -> Self {
-        E::Res(e)
-    }
-}
 
 fn handle(name: &str) -> BulkheadHandle {
     resilient::bulkhead(name).expect("the bulkhead was created by a call")
@@ -171,7 +157,7 @@ async fn beyond_the_queue_a_call_is_rejected_at_once() {
     let out = small(&ran).await;
     assert_eq!(
         out,
-        Err(E::Res(Error::BulkheadFull {
+        Err(E::R(Error::BulkheadFull {
             name: "bulkhead.full"
         }))
     );
@@ -201,7 +187,7 @@ async fn the_queue_defaults_to_zero() {
     assert!(poll_once(holder.as_mut()).is_pending());
     assert_eq!(
         unqueued(&ran).await,
-        Err(E::Res(Error::BulkheadFull {
+        Err(E::R(Error::BulkheadFull {
             name: "bulkhead.no_queue"
         }))
     );
@@ -235,7 +221,7 @@ async fn a_queued_caller_gives_up_after_max_wait() {
     let out = impatient(ms(1), &ran).await;
     assert_eq!(
         out,
-        Err(E::Res(Error::BulkheadFull {
+        Err(E::R(Error::BulkheadFull {
             name: "bulkhead.max_wait"
         }))
     );
@@ -307,7 +293,7 @@ async fn releasing(how: &'static str) -> Result<u32, E> {
     sleep(ms(10)).await;
     match how {
         "ok" => Ok(1),
-        "err" => Err(E::Down),
+        "err" => Err(E::Body),
         "panic" => panic!("the body panics"),
         _ => {
             sleep(Duration::from_secs(3600)).await;
@@ -330,7 +316,7 @@ async fn the_permit_is_released_on_success_error_panic_and_drop() {
     let mut call = pin!(releasing("err"));
     assert!(poll_once(call.as_mut()).is_pending());
     assert_eq!(counts(h), (1, 0, 1));
-    assert_eq!(call.await, Err(E::Down));
+    assert_eq!(call.await, Err(E::Body));
     assert_eq!(counts(h), (0, 0, 2));
 
     // Panic.
@@ -357,7 +343,7 @@ async fn the_permit_is_released_on_success_error_panic_and_drop() {
     assert_eq!(counts(h), (2, 1, 0));
     assert_eq!(
         releasing("ok").await,
-        Err(E::Res(Error::BulkheadFull {
+        Err(E::R(Error::BulkheadFull {
             name: "bulkhead.release"
         }))
     );
@@ -495,7 +481,7 @@ fn outside_a_runtime() {
         assert!(futures::poll!(holder.as_mut()).is_pending());
         assert_eq!(
             needs_timer(&gate, &ran).await,
-            Err(E::Res(Error::NoRuntime {
+            Err(E::R(Error::NoRuntime {
                 name: "bulkhead.needs_timer"
             }))
         );

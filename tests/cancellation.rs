@@ -1,8 +1,8 @@
 //! Cancellation and panics: no permit or trial slot is ever lost or released twice, whether a
 //! call succeeds, fails, panics or is dropped, at any layer of a stack.
 
+use common::ms;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
-use std::time::Duration;
 
 use futures::FutureExt;
 use resilient::{CircuitState, bulkhead, circuit_breaker, retry, timeout};
@@ -11,10 +11,6 @@ use tokio::time::{advance, sleep};
 mod common;
 
 use common::E;
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 #[circuit_breaker(threshold = 1, cooldown = "1s", name = "cancel_full")]
 #[timeout("500ms")]

@@ -5,6 +5,8 @@
 //! process-global, so every test declares its own breaker with its own `name`. Every timing
 //! assertion is exact: time moves only through `tokio::time::advance` or a paused-clock sleep.
 
+mod common;
+use common::ms;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
@@ -111,10 +113,6 @@ impl Gates {
     fn started(&self) -> usize {
         self.started.load(Ordering::SeqCst)
     }
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
 }
 
 fn secs(n: u64) -> Duration {

@@ -7,16 +7,14 @@
 // A handler is an `async fn` by contract, whether or not it awaits anything.
 #![allow(clippy::unused_async)]
 
+mod common;
+use common::ms;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use resilient::{Error, bulkhead, circuit_breaker, fallback, retry, timeout};
 use tokio::time::{Instant, sleep};
-
-const fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 #[derive(Debug, Clone, PartialEq)]
 enum E {

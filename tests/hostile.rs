@@ -10,6 +10,8 @@
 // A handler is an `async fn` by contract, whether or not it awaits anything.
 #![allow(clippy::unused_async)]
 
+mod common;
+use common::ms;
 use std::fmt::Write as _;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
@@ -61,10 +63,6 @@ async fn panics<T>(fut: impl Future<Output = T>) {
     let out = AssertUnwindSafe(fut).catch_unwind().await;
     let payload = out.err().expect("the call panicked");
     assert_eq!(payload.downcast_ref::<&str>(), Some(&PANIC));
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
 }
 
 fn breaker(name: &str) -> resilient::BreakerHandle {

@@ -1,6 +1,7 @@
 //! Operations: the link-time strategy inventory, configuration without a rebuild (TOML, files,
 //! environment; live changes; all-or-nothing rejection) and the health report.
 
+use common::ms;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::Duration;
 
@@ -13,10 +14,6 @@ use tokio::time::{Instant, sleep};
 mod common;
 
 use common::E;
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 /// Never called by any test: the inventory must list it anyway.
 #[circuit_breaker(threshold = 3, name = "ops_never_called")]

@@ -6,6 +6,8 @@
 //! parallel. Delays are read off the paused clock as the time between attempt starts; the
 //! bodies take no time unless they sleep.
 
+mod common;
+use common::ms;
 use std::pin::pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -14,10 +16,6 @@ use std::time::Duration;
 
 use resilient::{Error, bulkhead, circuit_breaker, retry, timeout};
 use tokio::time::{Instant, sleep};
-
-const fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 #[derive(Debug, Clone, PartialEq)]
 enum E {

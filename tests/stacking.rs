@@ -1,6 +1,8 @@
 //! Composition: stacked attributes compose in source order (top = outermost), through one
 //! merged expansion. Each test pins one ordering semantic of DESIGN.md section 3.
 
+mod common;
+use common::ms;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::Duration;
 
@@ -17,10 +19,6 @@ impl From<resilient::Error> for E {
     fn from(e: resilient::Error) -> Self {
         E::R(e)
     }
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
 }
 
 static PER_ATTEMPT: AtomicU32 = AtomicU32::new(0);

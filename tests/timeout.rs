@@ -4,29 +4,13 @@
 //! parallel. Events are read through a small thread-local `tracing` subscriber; each test runs
 //! on its own current-thread runtime, so it sees only its own events.
 
+use common::{E, ms};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use resilient::{CircuitState, Error, circuit_breaker, retry, timeout};
 use tokio::time::{Instant, sleep};
-
-const fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// The error type of most functions here.
-#[derive(Debug, Clone, PartialEq)]
-enum E {
-    Down,
-    Res(Error),
-}
-
-impl From<Error> for E {
-    fn from(e: Error) -> Self {
-        E::Res(e)
-    }
-}
 
 /// Records the instant it is dropped at.
 struct DropGuard<'a>(&'a Mutex<Option<Instant>>);
@@ -94,7 +78,7 @@ async fn inner_future_is_dropped_at_the_deadline() {
 
     assert_eq!(
         out,
-        Err(E::Res(Error::Timeout {
+        Err(E::R(Error::Timeout {
             name: "timeout.drops_inner",
             after: ms(200),
         }))
@@ -130,7 +114,7 @@ async fn duration_key_form_is_the_same_policy() {
     let out = keyed_form(&dropped).await;
     assert_eq!(
         out,
-        Err(E::Res(Error::Timeout {
+        Err(E::R(Error::Timeout {
             name: "timeout.keyed",
             after: ms(150),
         }))
@@ -150,7 +134,7 @@ async fn without_name_the_error_carries_the_derived_key() {
     let out = unnamed_hang().await;
     assert_eq!(
         out,
-        Err(E::Res(Error::Timeout {
+        Err(E::R(Error::Timeout {
             name: "timeout::unnamed_hang",
             after: ms(200),
         }))
@@ -175,8 +159,8 @@ async fn a_call_that_finishes_in_time_returns_its_result() {
 
     let start = Instant::now();
     assert_eq!(
-        quick(ms(10), Err(E::Down)).await,
-        Err(E::Down),
+        quick(ms(10), Err(E::Body)).await,
+        Err(E::Body),
         "the body's error passes through"
     );
     assert_eq!(start.elapsed(), ms(10));
@@ -245,7 +229,7 @@ async fn a_caller_dropping_the_call_is_not_a_timeout() {
     let out = droppable(&dropped).await;
     assert!(matches!(
         out,
-        Err(E::Res(Error::Timeout {
+        Err(E::R(Error::Timeout {
             name: "timeout.caller_drop",
             ..
         }))
@@ -331,7 +315,7 @@ async fn under_retry_the_timeout_applies_to_each_attempt() {
     let out = per_attempt(&starts, start).await;
     assert_eq!(
         out,
-        Err(E::Res(Error::Timeout {
+        Err(E::R(Error::Timeout {
             name: "timeout.per_attempt",
             after: ms(50),
         }))
@@ -357,7 +341,7 @@ async fn bounded_overall(
     starts.lock().unwrap().push(origin.elapsed());
     let _guard = DropGuard(dropped);
     sleep(ms(100)).await;
-    Err(E::Down)
+    Err(E::Body)
 }
 
 #[tokio::test(start_paused = true)]
@@ -368,7 +352,7 @@ async fn above_retry_the_timeout_bounds_all_attempts() {
     let out = bounded_overall(&starts, &dropped, start).await;
     assert_eq!(
         out,
-        Err(E::Res(Error::Timeout {
+        Err(E::R(Error::Timeout {
             name: "timeout.total",
             after: ms(250),
         }))
@@ -404,7 +388,7 @@ fn outside_a_runtime_the_call_returns_no_runtime() {
     let out = futures::executor::block_on(needs_a_timer(&ran));
     assert_eq!(
         out,
-        Err(E::Res(Error::NoRuntime {
+        Err(E::R(Error::NoRuntime {
             name: "timeout.no_runtime"
         }))
     );
@@ -427,7 +411,7 @@ fn outside_a_runtime_an_outer_breaker_does_not_count_no_runtime() {
     for _ in 0..5 {
         assert_eq!(
             futures::executor::block_on(breaker_over_a_timer(&ran)),
-            Err(E::Res(Error::NoRuntime {
+            Err(E::R(Error::NoRuntime {
                 name: "timeout.no_runtime.inner"
             }))
         );
@@ -521,7 +505,7 @@ async fn a_body_that_exhausts_the_coop_budget_still_times_out() {
     let steps = AtomicU32::new(0);
     assert_eq!(
         budget_hog(&steps).await,
-        Err(E::Res(Error::Timeout {
+        Err(E::R(Error::Timeout {
             name: "timeout.budget_hog",
             after: ms(100)
         }))

@@ -3,6 +3,11 @@
 
 pub(crate) mod capture;
 
+/// `n` milliseconds.
+pub(crate) const fn ms(n: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(n)
+}
+
 /// The error type of tests that need the body's own error and a rejection apart.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum E {
