@@ -13,7 +13,6 @@ use std::hint::black_box;
 
 use resilient::__private::{BreakerSite, BulkheadSite, Site};
 use resilient::{BreakerConfig, BulkheadConfig, CircuitBreaker, TripRule};
-use resilient::{bulkhead, circuit_breaker, fallback, retry, timeout};
 
 const POLICIES: usize = 10_000;
 /// Breakers built directly for the per-breaker measurement; many, so 4 KiB pages round away.
@@ -35,78 +34,17 @@ fn bulkhead_config() -> BulkheadConfig {
     }
 }
 
-/// The user's error type, as in `benches/overhead.rs`; only its size matters here.
-#[derive(Debug, Clone)]
-#[allow(dead_code)]
-enum E {
-    Down,
-    Resilience(resilient::Error),
-}
-
-impl From<resilient::Error> for E {
-    fn from(e: resilient::Error) -> Self {
-        E::Resilience(e)
-    }
-}
-
-fn work(x: u64) -> Result<u64, E> {
-    let x = black_box(x);
-    if x == u64::MAX { Err(E::Down) } else { Ok(x) }
-}
-
-#[allow(clippy::unused_async)]
-async fn bare(x: u64) -> Result<u64, E> {
-    work(x)
-}
-
-#[circuit_breaker(failure_rate = 0.5, last = 100)]
-async fn breaker_count(x: u64) -> Result<u64, E> {
-    work(x)
-}
-
-#[circuit_breaker(failure_rate = 0.5, window = "10s")]
-async fn breaker_time(x: u64) -> Result<u64, E> {
-    work(x)
-}
-
-#[timeout("1s")]
-async fn timeout_only(x: u64) -> Result<u64, E> {
-    work(x)
-}
-
-#[bulkhead(pool = 10)]
-async fn bulkhead_only(x: u64) -> Result<u64, E> {
-    work(x)
-}
-
-#[retry(attempts = 3, backoff = "100ms")]
-async fn retry_only(x: u64) -> Result<u64, E> {
-    work(x)
-}
-
-#[allow(clippy::unused_async)]
-async fn handler(x: u64, _err: E) -> Result<u64, E> {
-    Ok(x)
-}
-
-#[fallback(handler)]
-async fn fallback_only(x: u64) -> Result<u64, E> {
-    work(x)
-}
-
-#[fallback(handler)]
-#[retry(attempts = 2, backoff = "50ms")]
-#[circuit_breaker(failure_rate = 0.5, window = "10s", cooldown = "5s")]
-#[timeout("200ms")]
-#[bulkhead(pool = 10)]
-async fn full_stack(x: u64) -> Result<u64, E> {
-    work(x)
-}
+#[path = "shared/cases.rs"]
+mod cases;
+use cases::{
+    E, breaker_count, breaker_time, bulkhead_only, fallback_only, full_stack, op, retry_only,
+    timeout_only,
+};
 
 /// Sizes of the futures the annotated functions return (never polled).
 fn future_sizes() -> String {
     let sizes = [
-        ("bare", size_of_val(&bare(1))),
+        ("bare", size_of_val(&op(1))),
         ("breaker_count", size_of_val(&breaker_count(1))),
         ("breaker_time", size_of_val(&breaker_time(1))),
         ("timeout", size_of_val(&timeout_only(1))),
