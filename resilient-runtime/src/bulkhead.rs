@@ -350,24 +350,32 @@ impl Bulkhead {
         // `None`: admitted; `Some`: queued, with its guard, `max_wait` and the queue's length.
         let arrival = self.with(|state| {
             let config = state.config;
-            if self.take_free() {
-                return Ok(None);
-            }
-            if state.waiters.len() >= config.queue {
-                return Err(Error::BulkheadFull { name });
-            }
             // Only a queued caller with `max_wait` needs a timer, hence a runtime.
-            if config.max_wait.is_some() && tokio::runtime::Handle::try_current().is_err() {
-                return Err(Error::NoRuntime { name });
-            }
-            // Join the queue, or take the permit a release freed since the lock-free try.
-            let mut admitted = false;
-            self.update(|w, pool| {
+            let no_runtime =
+                config.max_wait.is_some() && tokio::runtime::Handle::try_current().is_err();
+            // One step decides: take the permit a release freed since the lock-free try, or
+            // join the queue, or neither (full, or no runtime to wait with).
+            let (mut admitted, mut full) = (false, false);
+            let joined = self.update(|w, pool| {
                 admitted = queued(w) == 0 && held(w) < pool;
-                Some(if admitted { w + 1 } else { w + ONE_QUEUED })
+                full = queued(w) >= config.queue;
+                if admitted {
+                    Some(w + 1)
+                } else if full || no_runtime {
+                    None
+                } else {
+                    Some(w + ONE_QUEUED)
+                }
             });
             if admitted {
                 return Ok(None);
+            }
+            if !joined {
+                return Err(if full {
+                    Error::BulkheadFull { name }
+                } else {
+                    Error::NoRuntime { name }
+                });
             }
             let id = state.next_id;
             state.next_id += 1;
