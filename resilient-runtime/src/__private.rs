@@ -329,7 +329,6 @@ where
         Some(deadline) => Timeout::Timed {
             site,
             start,
-            limit,
             deadline,
             fut,
             timer: None,
@@ -347,8 +346,8 @@ pin_project_lite::pin_project! {
         Timed {
             site: &'static TimeoutSite,
             start: Instant,
-            // The limit in force when the call started (a live change applies to later calls).
-            limit: Duration,
+            // `start` plus the limit in force when the call started (a live change applies to
+            // later calls).
             deadline: Instant,
             #[pin] fut: F,
             // Created at the first `Pending` of `fut`. Polled outside tokio's cooperative
@@ -380,14 +379,13 @@ where
             TimeoutProj::Timed {
                 site,
                 start,
-                limit,
                 deadline,
                 fut,
                 mut timer,
             } => {
                 // The body first, then the deadline (tokio's order).
                 if let Poll::Ready(out) = fut.poll(cx) {
-                    return Poll::Ready(finish_timed(site, *start, *limit, Ok(out)));
+                    return Poll::Ready(finish_timed(site, *start, *deadline, Ok(out)));
                 }
                 if timer.is_none() {
                     timer.set(Some(tokio::task::unconstrained(tokio::time::sleep_until(
@@ -396,7 +394,7 @@ where
                 }
                 match timer.as_pin_mut().map(|t| t.poll(cx)) {
                     Some(Poll::Ready(())) => {
-                        Poll::Ready(finish_timed(site, *start, *limit, Err(())))
+                        Poll::Ready(finish_timed(site, *start, *deadline, Err(())))
                     }
                     _ => Poll::Pending,
                 }
@@ -459,19 +457,20 @@ where
 fn finish_timed<T, E>(
     site: &'static TimeoutSite,
     start: Instant,
-    limit: Duration,
+    deadline: Instant,
     // `Err(())`: the deadline passed first.
     result: Result<Result<T, Outcome<E>>, ()>,
 ) -> Completed<T, E> {
+    let limit = deadline.saturating_duration_since(start);
     if let Ok(out) = result {
         let now = Instant::now();
-        if now.duration_since(start) > limit {
-            overran(site, limit, now.duration_since(start));
+        if now > deadline {
+            overran(site, limit, now.saturating_duration_since(start));
         }
         #[cfg(feature = "metrics")]
         {
             metrics::histogram!("resilient_call_duration_seconds", "name" => site.name())
-                .record(now.duration_since(start).as_secs_f64());
+                .record(now.saturating_duration_since(start).as_secs_f64());
             crate::metrics::call(site.name(), crate::metrics::outcome(&out));
         }
         (out, Some(now))
@@ -509,16 +508,13 @@ fn overran(site: &'static TimeoutSite, limit: Duration, took: Duration) {
 /// rejection is a plain [`Error`] for the reason given at [`breaker_enter`].
 #[inline]
 pub fn bulkhead_enter(site: &'static BulkheadSite) -> BulkheadEnter {
-    let bulkhead = site.get();
     BulkheadEnter {
-        bulkhead,
-        enter: bulkhead.enter(),
+        enter: site.get().enter(),
     }
 }
 
 /// The future [`bulkhead_enter`] returns.
 pub struct BulkheadEnter {
-    bulkhead: &'static crate::Bulkhead,
     enter: crate::bulkhead::Enter<'static>,
 }
 
@@ -530,10 +526,9 @@ impl Future for BulkheadEnter {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        let bulkhead = self.bulkhead;
         std::pin::Pin::new(&mut self.enter).poll(cx).map(|permit| {
             let permit = permit?;
-            crate::metrics::bulkhead_levels(bulkhead);
+            crate::metrics::bulkhead_levels(permit.bulkhead());
             Ok(BulkheadCall {
                 permit,
                 timer: crate::metrics::Timer::start(),
