@@ -40,8 +40,8 @@ fn huge_counts_are_refused_and_the_largest_allowed_ones_are_cheap() {
 
 /// A bulkhead's counts are 32-bit halves of one word: larger `pool` and `queue` are refused
 /// with the key named, and the largest allowed ones work.
-#[test]
-fn bulkhead_counts_above_32_bits_are_refused() {
+#[tokio::test]
+async fn bulkhead_counts_above_32_bits_are_refused() {
     use resilient_runtime::{Bulkhead, BulkheadConfig};
     let max = u32::MAX as usize;
     for (config, key) in [
@@ -75,18 +75,8 @@ fn bulkhead_counts_above_32_bits_are_refused() {
     )
     .unwrap();
     assert_eq!(largest.available(), max);
-    let permit = ready_now(largest.acquire()).unwrap();
+    let permit = largest.acquire().await.unwrap();
     assert_eq!((largest.in_flight(), largest.available()), (1, max - 1));
     drop(permit);
     assert_eq!(largest.available(), max);
-}
-
-/// Polls a future that is ready at once (a free permit) without a runtime.
-fn ready_now<F: std::future::Future>(fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match fut.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(out) => out,
-        std::task::Poll::Pending => panic!("a free permit is ready at once"),
-    }
 }
