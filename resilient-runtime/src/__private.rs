@@ -235,32 +235,31 @@ impl BreakerCall {
     #[inline]
     #[allow(clippy::needless_pass_by_value)] // the expansion passes the predicate by value
     fn exit_at<T, E, C: Classify<E>>(
-        mut self,
+        self,
         stack: Stack<E>,
         failure: C,
         out: Result<T, Outcome<E>>,
         completed: Option<Instant>,
     ) -> Result<T, Outcome<E>> {
-        let name = self.guard.breaker().name();
-        let recorded_failure = match &out {
-            Ok(_) => {
-                self.guard.finish_at(false, completed);
-                false
-            }
+        let BreakerCall { guard, timer } = self;
+        let name = guard.breaker().name();
+        // The predicate runs while the guard still owns the ticket: if it panics, the ticket
+        // goes back as a failure.
+        let failed = match &out {
+            Ok(_) => false,
             Err(o) if o.never_reached_dependency() => {
-                self.guard.abandon();
-                false
+                guard.abandon();
+                timer.stop(name);
+                crate::metrics::call(name, crate::metrics::outcome(&out));
+                return out;
             }
-            Err(o) => {
-                let failed = failure.accepts(stack, o);
-                self.guard.finish_at(failed, completed);
-                failed
-            }
+            Err(o) => failure.accepts(stack, o),
         };
-        self.timer.stop(name);
+        guard.finish_at(failed, completed);
+        timer.stop(name);
         crate::metrics::call(
             name,
-            if recorded_failure {
+            if failed {
                 "failure"
             } else {
                 crate::metrics::outcome(&out)

@@ -399,12 +399,14 @@ impl CircuitBreaker {
 
     /// The breaker's configuration.
     #[must_use]
+    #[inline]
     pub fn config(&self) -> &BreakerConfig {
         &self.settings.get().config
     }
 
     /// The window of the current rule: the one built at creation, or the one a rule change
     /// started.
+    #[inline]
     fn window(&self) -> &Window {
         self.settings.get().window.unwrap_or(&self.window)
     }
@@ -907,60 +909,62 @@ impl CircuitBreaker {
         E: From<Error>,
     {
         let ticket = self.try_acquire()?;
-        let mut guard = TicketGuard::new(self, ticket);
+        let guard = TicketGuard::new(self, ticket);
         let out = fut.await;
         guard.finish(out.is_err());
         out
     }
 }
 
-/// Hands a ticket back exactly once: on completion with its outcome; on drop during a panic as
-/// a failure; on any other drop (cancellation) by releasing it.
+/// Hands a ticket back exactly once: on completion with its outcome (consuming the guard);
+/// dropped instead, during a panic as a failure, otherwise (cancellation) by releasing it.
 #[derive(Debug)]
 pub(crate) struct TicketGuard<'a> {
     breaker: &'a CircuitBreaker,
-    ticket: Option<Ticket>,
+    ticket: Ticket,
 }
 
 impl<'a> TicketGuard<'a> {
+    #[inline]
     pub(crate) fn new(breaker: &'a CircuitBreaker, ticket: Ticket) -> Self {
-        TicketGuard {
-            breaker,
-            ticket: Some(ticket),
-        }
+        TicketGuard { breaker, ticket }
     }
 
+    #[inline]
     pub(crate) fn breaker(&self) -> &'a CircuitBreaker {
         self.breaker
     }
 
-    pub(crate) fn finish(&mut self, failure: bool) {
+    #[inline]
+    pub(crate) fn finish(self, failure: bool) {
         self.finish_at(failure, None);
     }
 
     /// [`finish`](Self::finish) with the completion time, if already read.
-    pub(crate) fn finish_at(&mut self, failure: bool, completed: Option<Instant>) {
-        if let Some(ticket) = self.ticket.take() {
-            self.breaker.record_at(ticket, failure, completed);
-        }
+    #[inline]
+    pub(crate) fn finish_at(self, failure: bool, completed: Option<Instant>) {
+        // Consumed without running `Drop`: the ticket goes back here, once. Moving the two
+        // fields out of a `ManuallyDrop` keeps the completed call free of a drop flag.
+        let this = std::mem::ManuallyDrop::new(self);
+        this.breaker.record_at(this.ticket, failure, completed);
     }
 
     /// Ends the call without an outcome (an inner layer rejected it).
-    pub(crate) fn abandon(&mut self) {
-        if let Some(ticket) = self.ticket.take() {
-            self.breaker.release(ticket);
-        }
+    #[inline]
+    pub(crate) fn abandon(self) {
+        let this = std::mem::ManuallyDrop::new(self);
+        this.breaker.release(this.ticket);
     }
 }
 
 impl Drop for TicketGuard<'_> {
+    /// Only an unfinished call (cancelled, or its body panicked) gets here.
+    #[cold]
     fn drop(&mut self) {
-        if let Some(ticket) = self.ticket.take() {
-            if std::thread::panicking() {
-                self.breaker.record(ticket, true);
-            } else {
-                self.breaker.release(ticket);
-            }
+        if std::thread::panicking() {
+            self.breaker.record(self.ticket, true);
+        } else {
+            self.breaker.release(self.ticket);
         }
     }
 }
@@ -1025,6 +1029,7 @@ const PAYLOAD: u64 = (1 << TAG_SHIFT) - 1;
 const RING_CELL: u64 = 40;
 
 /// The value `cell` holds for `generation` (a cell of another generation is empty).
+#[inline]
 fn tagged_read(cell: &AtomicU64, generation: u64) -> u64 {
     let v = cell.load(Ordering::Acquire);
     if v >> TAG_SHIFT == generation {
