@@ -7,7 +7,7 @@
 //!
 //! Not a criterion bench: each scenario runs in a fresh child process and reports the growth
 //! of its resident set (`VmRSS`), so allocator overhead and the registry's hash maps count.
-//! `cargo bench --bench memory` prints one `memory:` line per scenario.
+//! `cargo bench -p resilient-benches --bench memory` prints one `memory:` line per scenario.
 
 use std::hint::black_box;
 

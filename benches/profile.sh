@@ -9,7 +9,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CARGO_TARGET_DIR="${BENCH_TARGET_DIR:-$ROOT/target/bench}"
 cd "$ROOT"
-cargo bench --bench overhead --no-run -q 2>/dev/null
+cargo bench -p resilient-benches --bench overhead --no-run -q 2>/dev/null
 bin=$(find "$CARGO_TARGET_DIR/release/deps" -maxdepth 1 -type f -name 'overhead-*' ! -name '*.d' \
   -printf '%T@ %p\n' | sort -rn | head -n 1 | cut -d' ' -f2)
 out="$CARGO_TARGET_DIR/profile"

@@ -35,7 +35,7 @@ echo "== machine"
 
 echo "== building benches (release)"
 t0=$(now)
-cargo bench --bench overhead --bench memory --no-run 2>&1 | tail -n 2
+cargo bench -p resilient-benches --bench overhead --bench memory --no-run 2>&1 | tail -n 2
 echo "bench build seconds: $(echo "$(now) - $t0" | bc)" | tee "$OUT/build.txt"
 
 echo "== per-call overhead (criterion)"
@@ -45,13 +45,13 @@ extra=()
 if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
   extra=(--warm-up-time 0.05 --measurement-time 0.2 --sample-size 10)
 fi
-cargo bench --bench overhead -- "${extra[@]}" 2>&1 | grep -E '^(current_thread|two_workers)/|time:' \
+cargo bench -p resilient-benches --bench overhead -- "${extra[@]}" 2>&1 | grep -E '^(current_thread|two_workers)/|time:' \
   | tee "$OUT/overhead.log" | grep -c 'time:' | sed 's/^/cases measured: /'
 echo "overhead seconds: $(echo "$(now) - $t0" | bc)" | tee -a "$OUT/build.txt"
 echo "load after overhead: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt"
 
 echo "== memory"
-cargo bench --bench memory 2>/dev/null | grep '^memory:' | tee "$OUT/memory.txt"
+cargo bench -p resilient-benches --bench memory 2>/dev/null | grep '^memory:' | tee "$OUT/memory.txt"
 
 echo "== compile time: 200 fns, with and without attributes (dev profile)"
 rm -rf "$CT" && mkdir -p "$CT"
