@@ -61,6 +61,13 @@
 //! shorter). `#[fallback]` below `#[retry]` and `#[bulkhead]` above `#[retry]` compile with a
 //! warning.
 //!
+//! Other attribute macros stay on the function and expand in their own turn. Written *below*
+//! the policies (as `#[tokio::test]` must be), they expand after them and wrap the whole stack:
+//! `#[tracing::instrument]` there gives one span per call, with every attempt and the policies'
+//! own events (retries, timeouts, rejections) inside it. Written *above*, such a macro expands
+//! first and rewrites the body, which the policies then wrap: `#[tracing::instrument]` there
+//! gives one span per attempt, and the policies' events fall outside it.
+//!
 //! A policy imported under another name (`use resilient::timeout as deadline;`) is **not**
 //! merged: it expands on its own, after the stack, and so becomes the outermost layer wherever
 //! it is written. Write the policies under their own names (or `resilient::timeout`).

@@ -3,9 +3,8 @@
 //! written between two policies. An attribute macro written below the policies expands after
 //! them and wraps the whole stack: `#[tokio::main]` here (on a plain function, callable from
 //! `main`), `#[tokio::test]` in `tests/lints.rs`, whose test functions are compiled only under
-//! `cargo test`. (`#[tracing::instrument]` is not a dev-dependency; written above the policies
-//! it rewrites the body and keeps the `async fn`, like `#[async_trait]` in
-//! `async_trait_impls.rs`.)
+//! `cargo test`. `#[tracing::instrument]` above and below the policies is in
+//! `tests/instrument.rs`.
 
 use resilient::{circuit_breaker, retry, timeout};
 
