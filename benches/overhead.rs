@@ -206,7 +206,8 @@ impl Stamp {
     }
 }
 
-/// Waits (spinning) until both workers have arrived, so their loops overlap.
+/// Waits (spinning) until both workers have arrived, so their loops overlap. The harness spawns
+/// the second task only after the first arrived, so the two are on different workers.
 fn rendezvous(ready: &AtomicUsize) {
     ready.fetch_add(1, Ordering::AcqRel);
     while ready.load(Ordering::Acquire) < 2 {
@@ -238,28 +239,34 @@ macro_rules! case {
                     #[allow(clippy::let_unit_value)]
                     let shared = $init;
                     let ready = Arc::new(AtomicUsize::new(0));
-                    let tasks: Vec<_> = (0..2)
-                        .map(|_| {
-                            #[allow(
-                                unused_mut,
-                                unused_variables,
-                                clippy::let_unit_value,
-                                clippy::clone_on_copy
-                            )]
-                            let mut $s = shared.clone();
-                            let ready = Arc::clone(&ready);
-                            tokio::spawn(async move {
-                                rendezvous(&ready);
-                                let start = Stamp::now();
-                                for i in 0..iters {
-                                    let $x = black_box(i);
-                                    let out = $call;
-                                    black_box(&out);
-                                }
-                                start.elapsed()
-                            })
-                        })
-                        .collect();
+                    let mut tasks = Vec::with_capacity(2);
+                    for k in 0..2 {
+                        #[allow(
+                            unused_mut,
+                            unused_variables,
+                            clippy::let_unit_value,
+                            clippy::clone_on_copy
+                        )]
+                        let mut $s = shared.clone();
+                        let arrived = Arc::clone(&ready);
+                        tasks.push(tokio::spawn(async move {
+                            rendezvous(&arrived);
+                            let start = Stamp::now();
+                            for i in 0..iters {
+                                let $x = black_box(i);
+                                let out = $call;
+                                black_box(&out);
+                            }
+                            start.elapsed()
+                        }));
+                        // The second task is spawned only once the first runs (and so holds
+                        // its worker, spinning): spawned together, one worker could take both
+                        // from the injection queue and spin on the first forever while the
+                        // second waits behind it and the other worker sleeps.
+                        while ready.load(Ordering::Acquire) <= k {
+                            tokio::task::yield_now().await;
+                        }
+                    }
                     let mut slowest = Duration::ZERO;
                     for t in tasks {
                         slowest = slowest.max(t.await.expect("bench task"));
