@@ -1017,6 +1017,8 @@ enum Window {
         /// rule, so it skips the sum over the buckets. Outcomes of any cycle count here, which
         /// only ever makes a success evaluate when it need not.
         last_failure: AtomicU64,
+        /// More sets of ten buckets, one per recording thread, once recorders have collided.
+        stripes: Stripes,
     },
 }
 
@@ -1093,6 +1095,7 @@ impl Window {
                     .unwrap_or(u64::MAX)
                     .max(1),
                 last_failure: AtomicU64::new(0),
+                stripes: Stripes::default(),
             },
         }
     }
@@ -1194,6 +1197,7 @@ impl Window {
                     buckets,
                     width,
                     last_failure,
+                    stripes,
                 },
                 TripRule::RateOverTime {
                     failure_rate,
@@ -1205,8 +1209,11 @@ impl Window {
                 if failure {
                     last_failure.fetch_max(now.saturating_add(1), Ordering::AcqRel);
                 }
-                if !add_to_bucket(buckets, *width, now, failure, generation, &current) {
-                    return Verdict::Stay;
+                let set = stripes.set(buckets);
+                match add_to_bucket(set, *width, now, failure, generation, &current) {
+                    None => return Verdict::Stay,
+                    Some(true) => stripes.contended(),
+                    Some(false) => {}
                 }
                 // A failure leaves the window once its bucket is ten buckets old, which takes
                 // at least ten bucket widths.
@@ -1248,9 +1255,14 @@ impl Window {
                     ring_failures(tagged_read(&ring.failures, generation), calls),
                 )
             }
-            Window::Buckets { buckets, width, .. } => {
+            Window::Buckets {
+                buckets,
+                width,
+                stripes,
+                ..
+            } => {
                 let stamp = bucket_stamp(now, *width, generation);
-                buckets.iter().fold((0, 0), |(c, f), b| {
+                let add = |(c, f): (u64, u64), b: &AtomicU64| {
                     let w = b.load(Ordering::Acquire);
                     let age = stamp.wrapping_sub(w >> 40) & EPOCH_MASK;
                     if w != 0 && age < 10 {
@@ -1258,7 +1270,11 @@ impl Window {
                     } else {
                         (c, f)
                     }
-                })
+                };
+                let base = buckets.iter().fold((0, 0), add);
+                stripes
+                    .sets()
+                    .fold(base, |sum, set| set.iter().fold(sum, add))
             }
         }
     }
@@ -1333,7 +1349,8 @@ fn bucket_stamp(now: u64, width: u64, generation: u64) -> u64 {
 }
 
 /// Adds one outcome to the bucket of `now`, starting the bucket afresh if it holds another
-/// stamp. Returns `false` if the outcome's cycle has ended and nothing was written.
+/// stamp. Returns `None` if the outcome's cycle has ended and nothing was written, else
+/// whether another recorder changed the bucket under this one (contention).
 ///
 /// A bucket is restarted only while `generation` is still the breaker's (`current`), and by
 /// compare-and-swap, so a stale recorder never wipes a newer cycle's bucket. It can still
@@ -1348,8 +1365,9 @@ fn add_to_bucket(
     failure: bool,
     generation: u64,
     current: &impl Fn() -> u64,
-) -> bool {
+) -> Option<bool> {
     let stamp = bucket_stamp(now, width, generation);
+    let mut contended = false;
     let bucket = &buckets[usize::try_from((now / width) % 10).unwrap_or(0)];
     let mut cur = bucket.load(Ordering::Acquire);
     loop {
@@ -1358,16 +1376,119 @@ fn add_to_bucket(
         } else if current() == generation {
             (0, 0)
         } else {
-            return false;
+            return None;
         };
         let calls = (calls + 1).min(BUCKET_FIELD);
         let fails = (fails + u64::from(failure)).min(BUCKET_FIELD);
         let next = (stamp << 40) | (calls << 20) | fails;
         match bucket.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return true,
-            Err(c) => cur = c,
+            Ok(_) => return Some(contended),
+            Err(c) => {
+                // A weak compare-and-swap may fail spuriously; only a changed bucket is
+                // another recorder.
+                contended |= c != cur;
+                cur = c;
+            }
         }
     }
+}
+
+/// Extra sets of a time window's ten buckets, so that threads recording at once do not all
+/// write one shared bucket (every outcome of a time window is a compare-and-swap on the bucket
+/// of the current tenth of the window; on two workers, that cache line moving between cores
+/// cost more than the rest of the call). Made the first time two recorders collide on a
+/// bucket, so a breaker that never sees concurrent outcomes keeps its ten words; after that,
+/// each thread records into the set its index picks, and moves to the next set whenever it
+/// collides again (the rehash of Java's `LongAdder`). Readers sum every set, so the window's
+/// counts are those of one set of ten buckets; each bucket keeps the stamp rules of
+/// [`add_to_bucket`] on its own. The loom models check the unstriped window (a set is just
+/// ten more buckets).
+#[derive(Default)]
+struct Stripes {
+    #[cfg(not(loom))]
+    sets: std::sync::OnceLock<Box<[BucketSet]>>,
+}
+
+/// Ten buckets on a cache line pair of their own.
+#[cfg(not(loom))]
+#[derive(Default)]
+#[repr(align(128))]
+struct BucketSet([AtomicU64; 10]);
+
+#[cfg(not(loom))]
+thread_local! {
+    /// This thread's stripe index (`usize::MAX`: none yet).
+    static STRIPE: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+#[cfg(not(loom))]
+impl Stripes {
+    /// The buckets this thread records into: `base` until recorders have collided.
+    #[inline]
+    fn set<'a>(&'a self, base: &'a [AtomicU64; 10]) -> &'a [AtomicU64; 10] {
+        match self.sets.get() {
+            Some(sets) => &sets[stripe_index() % sets.len()].0,
+            None => base,
+        }
+    }
+
+    /// After a collision: make the sets the first time, later move this thread to another.
+    #[cold]
+    fn contended(&self) {
+        if self.sets.get().is_some() {
+            // Outside a thread-local's lifetime (a call from a TLS destructor) there is
+            // nothing to move.
+            let _ = STRIPE.try_with(|s| s.set(s.get().wrapping_add(1)));
+        } else {
+            self.sets
+                .get_or_init(|| (0..stripe_count()).map(|_| BucketSet::default()).collect());
+        }
+    }
+
+    fn sets(&self) -> impl Iterator<Item = &[AtomicU64; 10]> {
+        self.sets.get().into_iter().flatten().map(|set| &set.0)
+    }
+}
+
+#[cfg(loom)]
+impl Stripes {
+    fn set<'a>(&'a self, base: &'a [AtomicU64; 10]) -> &'a [AtomicU64; 10] {
+        base
+    }
+    #[allow(clippy::unused_self)]
+    fn contended(&self) {}
+    #[allow(clippy::unused_self)]
+    fn sets(&self) -> impl Iterator<Item = &[AtomicU64; 10]> {
+        std::iter::empty()
+    }
+}
+
+/// This thread's stripe index: handed out in turn on first use, so concurrent threads start
+/// on different sets.
+#[cfg(not(loom))]
+fn stripe_index() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    STRIPE
+        .try_with(|s| {
+            let mut index = s.get();
+            if index == usize::MAX {
+                index = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                s.set(index);
+            }
+            index
+        })
+        .unwrap_or(0)
+}
+
+/// Sets per striped window: the machine's parallelism, 2 to 16 (128 bytes each).
+#[cfg(not(loom))]
+fn stripe_count() -> usize {
+    static COUNT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *COUNT.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(4, std::num::NonZero::get)
+            .clamp(2, 16)
+    })
 }
 
 /// What the trip rule says after an outcome.
@@ -1395,4 +1516,104 @@ fn rate_trips(calls: u64, failures: u64, min_calls: u32, failure_rate: f64) -> V
     #[allow(clippy::cast_precision_loss)] // counts are far below 2^52
     let rate = failures as f64 / calls as f64;
     Verdict::open_if(rate >= failure_rate, Some(rate))
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::{BreakerConfig, CircuitBreaker, CircuitState, TripRule, Window};
+    use std::time::Duration;
+
+    fn time_window(min_calls: u32) -> CircuitBreaker {
+        CircuitBreaker::new(
+            "striped",
+            BreakerConfig::new(TripRule::RateOverTime {
+                failure_rate: 0.5,
+                window: Duration::from_secs(3600),
+                min_calls,
+            }),
+        )
+        .expect("valid")
+    }
+
+    /// Sets of buckets in use, and how many of them hold any outcome.
+    fn sets(breaker: &CircuitBreaker) -> (usize, usize) {
+        let Window::Buckets { stripes, .. } = breaker.window() else {
+            panic!("a time window");
+        };
+        let sets: Vec<_> = stripes.sets().collect();
+        let used = sets
+            .iter()
+            .filter(|set| set.iter().any(|b| b.load(super::Ordering::Acquire) != 0))
+            .count();
+        (sets.len(), used)
+    }
+
+    fn stripe(breaker: &CircuitBreaker) {
+        let Window::Buckets { stripes, .. } = breaker.window() else {
+            panic!("a time window");
+        };
+        stripes.contended();
+    }
+
+    fn record(breaker: &CircuitBreaker, successes: u32, failures: u32) {
+        for failure in (0..successes)
+            .map(|_| false)
+            .chain((0..failures).map(|_| true))
+        {
+            let ticket = breaker.try_acquire().expect("closed");
+            breaker.record(ticket, failure);
+        }
+    }
+
+    #[test]
+    fn a_window_without_concurrent_recorders_keeps_its_ten_buckets() {
+        let breaker = time_window(1_000_000);
+        record(&breaker, 500, 5);
+        assert_eq!(sets(&breaker), (0, 0));
+        assert_eq!(breaker.metrics().calls, 505);
+    }
+
+    /// Once striped, every thread's outcomes still count, in one window.
+    #[test]
+    fn a_striped_window_counts_every_thread_s_outcomes() {
+        let breaker = time_window(1_000_000);
+        record(&breaker, 7, 1);
+        stripe(&breaker);
+        std::thread::scope(|s| {
+            for k in 0..4 {
+                let breaker = &breaker;
+                s.spawn(move || {
+                    // Indices are handed out in turn across the whole test binary; fix them
+                    // so that which sets are used does not depend on other tests.
+                    super::STRIPE.with(|i| i.set(k));
+                    record(breaker, 1000, 10);
+                });
+            }
+        });
+        let m = breaker.metrics();
+        assert_eq!((m.calls, m.failures), (4 * 1010 + 8, 4 * 10 + 1));
+        let (made, used) = sets(&breaker);
+        assert!(made >= 2, "{made} sets");
+        assert_eq!(used, made.min(4), "each thread records into its own set");
+        assert_eq!(m.state, CircuitState::Closed);
+    }
+
+    /// The rule sees the sum over every set: it opens at exactly the outcome that reaches it,
+    /// whichever thread recorded the others.
+    #[test]
+    fn a_striped_window_opens_at_the_exact_outcome() {
+        let breaker = time_window(10);
+        stripe(&breaker);
+        std::thread::scope(|s| {
+            s.spawn(|| record(&breaker, 5, 0));
+        });
+        std::thread::scope(|s| {
+            s.spawn(|| record(&breaker, 0, 4));
+        });
+        assert_eq!(breaker.state(), CircuitState::Closed);
+        let m = breaker.metrics();
+        assert_eq!((m.calls, m.failures), (9, 4));
+        record(&breaker, 0, 1);
+        assert_eq!(breaker.state(), CircuitState::Open);
+    }
 }
