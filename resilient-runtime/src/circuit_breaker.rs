@@ -1427,7 +1427,8 @@ impl Stripes {
     #[inline]
     fn set<'a>(&'a self, base: &'a [AtomicU64; 10]) -> &'a [AtomicU64; 10] {
         match self.sets.get() {
-            Some(sets) => &sets[stripe_index() % sets.len()].0,
+            // The count is a power of two: a mask, not a division.
+            Some(sets) => &sets[stripe_index() & (sets.len() - 1)].0,
             None => base,
         }
     }
@@ -1480,7 +1481,8 @@ fn stripe_index() -> usize {
         .unwrap_or(0)
 }
 
-/// Sets per striped window: the machine's parallelism, 2 to 16 (128 bytes each).
+/// Sets per striped window: the machine's parallelism rounded up to a power of two, 2 to 16
+/// (128 bytes each).
 #[cfg(not(loom))]
 fn stripe_count() -> usize {
     static COUNT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
@@ -1488,6 +1490,7 @@ fn stripe_count() -> usize {
         std::thread::available_parallelism()
             .map_or(4, std::num::NonZero::get)
             .clamp(2, 16)
+            .next_power_of_two()
     })
 }
 
