@@ -5,7 +5,7 @@
 #   3. compile time of a generated crate with 200 annotated fns against the same crate without
 #      attributes, and the line count of the full-stack expansion;
 # then writes target/bench/report.md (medians, ratios to the bare call, targets met/missed) and
-# prints it. Usage: benches/run.sh   (from anywhere; about 4-5 minutes on 2 cores with a warm
+# prints it. Usage: benches/run.sh   (from anywhere; about 2 minutes on 2 cores with a warm
 # cargo cache). BENCH_QUICK=1 shortens the criterion runs for a smoke test.
 set -euo pipefail
 
