@@ -10,7 +10,9 @@ from pathlib import Path
 
 target = Path(sys.argv[1])
 results = target / "results"
-crit = target / "criterion"
+# One criterion directory per round (benches/run.sh); each case is the median of the rounds'
+# medians.
+rounds = sorted(target.glob("criterion-round*")) or [target / "criterion"]
 
 MODES = ["current_thread", "two_workers"]
 
@@ -51,10 +53,16 @@ CASES = [
 
 
 def median_ns(mode, case):
-    f = crit / mode / case / "new" / "estimates.json"
-    if not f.exists():
+    values = []
+    for crit in rounds:
+        f = crit / mode / case / "new" / "estimates.json"
+        if f.exists():
+            values.append(json.loads(f.read_text())["median"]["point_estimate"])
+    if not values:
         return None
-    return json.loads(f.read_text())["median"]["point_estimate"]
+    values.sort()
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
 m = {mode: {c: median_ns(mode, c) for c, _ in CASES} for mode in MODES}
@@ -82,7 +90,7 @@ print(read("machine.txt").strip())
 print(read("build.txt").strip())
 print("```\n")
 
-print("## Per-call cost (criterion medians)\n")
+print(f"## Per-call cost (criterion medians; the median of {len(rounds)} rounds)\n")
 print("Overhead = median - bare median of the same runtime; ratio = median / bare median. "
       "`2w/ct` = the two-worker median over the current-thread median.\n")
 print("| case | what | current-thread | over bare | ratio | 2 workers | over bare | ratio | 2w/ct |")
