@@ -22,7 +22,10 @@
 //! no time into the ramp). So a losing or late outcome never moves a deadline.
 //!
 //! The closed path is one atomic load at admission plus the window update at completion: no
-//! lock, no allocation, and (for the count rules) no clock read on success.
+//! lock, no allocation, and (for the count rules) no clock read on success. The one exception:
+//! the first time two outcomes of a time window collide, that outcome allocates the window's
+//! stripes (see [`Stripes`]), and recorders colliding at that instant wait for it, once per
+//! breaker.
 
 use crate::sync::Mutex;
 use crate::sync::{AtomicU64, Ordering};
@@ -993,11 +996,13 @@ struct Settings {
 ///
 /// Known limits, both far outside what a running service meets: the generation is 23 bits and
 /// a bucket's stamp 24, so a cell left untouched across exactly 2^23 state changes (or a bucket
-/// whose epoch and generation distance wraps 2^24) would read as current again; and a recorder
-/// preempted for a whole time window between its clock read and its bucket write restarts
-/// that bucket with its old stamp, dropping up to a tenth of the window's outcomes (a writer
-/// cannot tell "my bucket is ten epochs stale" from "this bucket is stale" without another
-/// clock read).
+/// whose epoch and generation distance wraps 2^24) would read as current again, which traffic
+/// prevents by rewriting each bucket as time reaches it (a striped window clears the other
+/// sets' copy at the same moment, see [`Stripes::clear_stale`]), so only a breaker idle for
+/// that long meets it; and a recorder preempted for a whole time window between its clock read
+/// and its bucket write restarts that bucket (and clears its other sets' copies) with its old
+/// stamp, dropping up to a tenth of the window's outcomes (a writer cannot tell "my bucket is
+/// ten epochs stale" from "this bucket is stale" without another clock read).
 enum Window {
     /// Consecutive failures (a tagged cell).
     Consecutive(AtomicU64),
@@ -1097,7 +1102,7 @@ impl Window {
                     .unwrap_or(u64::MAX)
                     .max(1),
                 last_failure: AtomicU64::new(0),
-                stripes: Stripes::default(),
+                stripes: Stripes::new(),
             },
         }
     }
@@ -1212,10 +1217,15 @@ impl Window {
                     last_failure.fetch_max(now.saturating_add(1), Ordering::AcqRel);
                 }
                 let set = stripes.set(buckets);
-                match add_to_bucket(set, *width, now, failure, generation, &current) {
-                    None => return Verdict::Stay,
-                    Some(true) => stripes.contended(),
-                    Some(false) => {}
+                let Some(written) = add_to_bucket(set, *width, now, failure, generation, &current)
+                else {
+                    return Verdict::Stay;
+                };
+                if written.restarted {
+                    stripes.clear_stale(buckets, set, now, *width, generation, &current);
+                }
+                if written.contended {
+                    stripes.contended();
                 }
                 // A failure leaves the window once its bucket is ten buckets old, which takes
                 // at least ten bucket widths.
@@ -1265,7 +1275,8 @@ impl Window {
             } => {
                 let stamp = bucket_stamp(now, *width, generation);
                 let add = |(c, f): (u64, u64), b: &AtomicU64| {
-                    let w = b.load(Ordering::Acquire);
+                    // Sequentially consistent: see `add_to_bucket`.
+                    let w = b.load(Ordering::SeqCst);
                     let age = stamp.wrapping_sub(w >> 40) & EPOCH_MASK;
                     if w != 0 && age < 10 {
                         (c + ((w >> 20) & BUCKET_FIELD), f + (w & BUCKET_FIELD))
@@ -1350,9 +1361,22 @@ fn bucket_stamp(now: u64, width: u64, generation: u64) -> u64 {
     (now / width).wrapping_add(generation.wrapping_mul(10)) & EPOCH_MASK
 }
 
+/// What [`add_to_bucket`] did.
+#[derive(Clone, Copy)]
+struct Written {
+    /// The bucket held another stamp and was started afresh.
+    restarted: bool,
+    /// Another recorder changed the bucket under this one.
+    contended: bool,
+}
+
 /// Adds one outcome to the bucket of `now`, starting the bucket afresh if it holds another
-/// stamp. Returns `None` if the outcome's cycle has ended and nothing was written, else
-/// whether another recorder changed the bucket under this one (contention).
+/// stamp. Returns `None` if the outcome's cycle has ended and nothing was written.
+///
+/// Sequentially consistent, like the loads of [`Window::counts`]: once a window is striped,
+/// two recorders writing different sets and then summing every set must not both miss the
+/// other's outcome (the store-buffering shape, which acquire/release allows), or neither would
+/// trip at the outcome that reached the rule. On x86 and 64-bit ARM this costs nothing more.
 ///
 /// A bucket is restarted only while `generation` is still the breaker's (`current`), and by
 /// compare-and-swap, so a stale recorder never wipes a newer cycle's bucket. It can still
@@ -1367,7 +1391,7 @@ fn add_to_bucket(
     failure: bool,
     generation: u64,
     current: &impl Fn() -> u64,
-) -> Option<bool> {
+) -> Option<Written> {
     let stamp = bucket_stamp(now, width, generation);
     let mut contended = false;
     let bucket = &buckets[usize::try_from((now / width) % 10).unwrap_or(0)];
@@ -1383,8 +1407,13 @@ fn add_to_bucket(
         let calls = (calls + 1).min(BUCKET_FIELD);
         let fails = (fails + u64::from(failure)).min(BUCKET_FIELD);
         let next = (stamp << 40) | (calls << 20) | fails;
-        match bucket.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return Some(contended),
+        match bucket.compare_exchange_weak(cur, next, Ordering::SeqCst, Ordering::Acquire) {
+            Ok(_) => {
+                return Some(Written {
+                    restarted: cur >> 40 != stamp,
+                    contended,
+                });
+            }
             Err(c) => {
                 // A weak compare-and-swap may fail spuriously; only a changed bucket is
                 // another recorder.
@@ -1425,6 +1454,13 @@ thread_local! {
 
 #[cfg(not(loom))]
 impl Stripes {
+    /// No sets yet. Reads the stripe count now, with the window, rather than at the first
+    /// collision: it asks the OS (once per process), which the recording path should not.
+    fn new() -> Stripes {
+        stripe_count();
+        Stripes::default()
+    }
+
     /// The buckets this thread records into: `base` until recorders have collided.
     #[inline]
     fn set<'a>(&'a self, base: &'a [AtomicU64; 10]) -> &'a [AtomicU64; 10] {
@@ -1439,12 +1475,51 @@ impl Stripes {
     #[cold]
     fn contended(&self) {
         if self.sets.get().is_some() {
-            // Outside a thread-local's lifetime (a call from a TLS destructor) there is
-            // nothing to move.
-            let _ = STRIPE.try_with(|s| s.set(s.get().wrapping_add(1)));
+            // A thread that wrote the base set before the sets existed has no index yet: it
+            // takes one in turn, then moves on from it. Outside a thread-local's lifetime (a
+            // call from a TLS destructor) there is nothing to move.
+            let next = stripe_index().wrapping_add(1);
+            let _ = STRIPE.try_with(|s| s.set(next));
         } else {
             self.sets
                 .get_or_init(|| (0..stripe_count()).map(|_| BucketSet::default()).collect());
+        }
+    }
+
+    /// After a recorder started the bucket of `now` afresh in its own set (`own`): the same
+    /// bucket of every other set, and of the base set, goes back to empty if it is stale. An
+    /// unstriped window rewrites each bucket whenever traffic reaches it, so a bucket is never
+    /// left untouched for the 2^24 widths after which its stamp would read as current again
+    /// (only a fully idle breaker can meet that). With stripes, the base set and any set no
+    /// thread uses any more are never rewritten; clearing them here keeps that guarantee.
+    /// Each clear is a compare-and-swap of the stale value read, by a recorder whose cycle is
+    /// still current (the rules of [`add_to_bucket`]), so it never wipes a bucket another
+    /// recorder has just started.
+    #[cold]
+    fn clear_stale(
+        &self,
+        base: &[AtomicU64; 10],
+        own: &[AtomicU64; 10],
+        now: u64,
+        width: u64,
+        generation: u64,
+        current: &impl Fn() -> u64,
+    ) {
+        if self.sets.get().is_none() {
+            return;
+        }
+        let stamp = bucket_stamp(now, width, generation);
+        let slot = usize::try_from((now / width) % 10).unwrap_or(0);
+        for set in std::iter::once(base).chain(self.sets()) {
+            if std::ptr::eq(set, own) {
+                continue;
+            }
+            let cell = &set[slot];
+            let w = cell.load(Ordering::Acquire);
+            let stale = w != 0 && stamp.wrapping_sub(w >> 40) & EPOCH_MASK >= 10;
+            if stale && current() == generation {
+                let _ = cell.compare_exchange(w, 0, Ordering::SeqCst, Ordering::Relaxed);
+            }
         }
     }
 
@@ -1455,11 +1530,25 @@ impl Stripes {
 
 #[cfg(loom)]
 impl Stripes {
+    fn new() -> Stripes {
+        Stripes::default()
+    }
     fn set<'a>(&'a self, base: &'a [AtomicU64; 10]) -> &'a [AtomicU64; 10] {
         base
     }
     #[allow(clippy::unused_self)]
     fn contended(&self) {}
+    #[allow(clippy::unused_self)]
+    fn clear_stale(
+        &self,
+        _: &[AtomicU64; 10],
+        _: &[AtomicU64; 10],
+        _: u64,
+        _: u64,
+        _: u64,
+        _: &impl Fn() -> u64,
+    ) {
+    }
     #[allow(clippy::unused_self)]
     fn sets(&self) -> impl Iterator<Item = &[AtomicU64; 10]> {
         std::iter::empty()
@@ -1601,6 +1690,41 @@ mod tests {
         assert!(made >= 2, "{made} sets");
         assert_eq!(used, made.min(4), "each thread records into its own set");
         assert_eq!(m.state, CircuitState::Closed);
+    }
+
+    /// A set nobody writes any more, and the base set, must not come back when the stamps
+    /// wrap (every 2^24 bucket widths): the first outcome of each bucket period clears the
+    /// stale copies of that bucket in every other set, as an unstriped window rewrites it.
+    #[tokio::test(start_paused = true)]
+    async fn abandoned_sets_do_not_come_back_when_stamps_wrap() {
+        let breaker = CircuitBreaker::new(
+            "striped-wrap",
+            BreakerConfig::new(TripRule::RateOverTime {
+                failure_rate: 0.5,
+                // Buckets of 1 ms: the stamps wrap after 2^24 ms (4.7 h).
+                window: Duration::from_millis(10),
+                min_calls: 1_000_000,
+            }),
+        )
+        .expect("valid");
+        let on = |index: usize, n: u32| {
+            super::STRIPE.with(|i| i.set(index));
+            record(&breaker, n, 0);
+        };
+        on(0, 15); // the base set, bucket 0
+        stripe(&breaker);
+        on(1, 7); // set 1, bucket 0
+        on(0, 3); // set 0, bucket 0
+        assert_eq!(breaker.metrics().calls, 25);
+        // Bucket 0's next period: set 0 starts it afresh and clears the others' copies.
+        tokio::time::advance(Duration::from_millis(10)).await;
+        on(0, 1);
+        assert_eq!(breaker.metrics().calls, 1);
+        // Exactly when the first period's stamp comes round again, nothing old is counted.
+        tokio::time::advance(Duration::from_millis((1 << 24) - 10)).await;
+        assert_eq!(breaker.metrics().calls, 0);
+        on(0, 1);
+        assert_eq!(breaker.metrics().calls, 1);
     }
 
     /// The rule sees the sum over every set: it opens at exactly the outcome that reaches it,
