@@ -1024,8 +1024,6 @@ enum Window {
     Buckets {
         buckets: [AtomicU64; 10],
         width: u64,
-        /// This window's key in the per-thread epoch cache (see [`Window::epoch`]).
-        id: u64,
         /// The epoch of the newest failure recorded (plus one; zero: none), kept by
         /// `fetch_max`. A success with no failure in the last ten buckets cannot trip the
         /// rule, so it skips the sum over the buckets. Outcomes of any cycle count here, which
@@ -1108,7 +1106,6 @@ impl Window {
                 width: u64::try_from(window.as_nanos() / 10)
                     .unwrap_or(u64::MAX)
                     .max(1),
-                id: next_window_id(),
                 last_failure: AtomicU64::new(0),
                 stripes: Stripes::new(),
             },
@@ -1140,22 +1137,24 @@ impl Window {
     /// windows. Converting an `Instant` to nanoseconds is std's `Instant` subtraction (~55
     /// instructions, about 6 ns of the time window's success path, measured by removing it),
     /// so each thread keeps the start and end of the last few periods it computed, as
-    /// `Instant`s: a time in a cached period costs two comparisons. The cache is keyed by a
-    /// window id, never reused, so a window created at a freed window's address cannot match.
+    /// `Instant`s: a time in a cached period costs two comparisons. An entry is keyed by the
+    /// base and the width, which alone decide every period, so an entry left by another
+    /// window (one created at a freed window's address, or sharing the entry) is either
+    /// right for this one too or does not match.
     #[inline]
     fn epoch(&self, at: Instant, base: Instant) -> u64 {
-        let Window::Buckets { width, id, .. } = self else {
+        let Window::Buckets { width, .. } = self else {
             return 0;
         };
         #[cfg(not(loom))]
-        if let Some(epoch) = cached_epoch(*id, at) {
+        let slot = epoch_slot(self);
+        #[cfg(not(loom))]
+        if let Some(epoch) = cached_epoch(slot, base, *width, at) {
             return epoch;
         }
         let epoch = nanos(at.saturating_duration_since(base)) / width;
         #[cfg(not(loom))]
-        cache_epoch(*id, base, *width, epoch);
-        #[cfg(loom)]
-        let _ = id;
+        cache_epoch(slot, base, *width, epoch);
         epoch
     }
 
@@ -1463,7 +1462,9 @@ fn add_to_bucket(
 #[derive(Default)]
 struct Stripes {
     #[cfg(not(loom))]
-    sets: std::sync::OnceLock<Box<[BucketSet]>>,
+    /// A thin pointer (a boxed `Vec`), to keep every breaker's window small.
+    #[allow(clippy::box_collection)]
+    sets: std::sync::OnceLock<Box<Vec<BucketSet>>>,
 }
 
 /// Ten buckets on a cache line pair of their own.
@@ -1507,8 +1508,9 @@ impl Stripes {
             let next = stripe_index().wrapping_add(1);
             let _ = STRIPE.try_with(|s| s.set(next));
         } else {
-            self.sets
-                .get_or_init(|| (0..stripe_count()).map(|_| BucketSet::default()).collect());
+            self.sets.get_or_init(|| {
+                Box::new((0..stripe_count()).map(|_| BucketSet::default()).collect())
+            });
         }
     }
 
@@ -1549,7 +1551,11 @@ impl Stripes {
     }
 
     fn sets(&self) -> impl Iterator<Item = &[AtomicU64; 10]> {
-        self.sets.get().into_iter().flatten().map(|set| &set.0)
+        self.sets
+            .get()
+            .into_iter()
+            .flat_map(|sets| sets.iter())
+            .map(|set| &set.0)
     }
 }
 
@@ -1609,18 +1615,19 @@ fn stripe_count() -> usize {
     })
 }
 
-/// One bucket period of one time window, as `Instant`s.
+/// One bucket period of time windows with this base and width, as `Instant`s.
 #[cfg(not(loom))]
 #[derive(Clone, Copy)]
 struct CachedEpoch {
-    window: u64,
+    base: Instant,
+    width: u64,
     start: Instant,
     end: Instant,
     epoch: u64,
 }
 
-/// Entries per thread, picked by window id: a thread recording into a few windows in turn
-/// keeps each one's period.
+/// Entries per thread, picked by the window's address: a thread recording into a few windows
+/// in turn keeps each one's period.
 #[cfg(not(loom))]
 const EPOCH_CACHE: usize = 8;
 
@@ -1630,47 +1637,39 @@ thread_local! {
         const { [const { std::cell::Cell::new(None) }; EPOCH_CACHE] };
 }
 
-/// Ids for windows, never reused.
+/// The cache entry of a window: windows live inside breakers (hundreds of bytes apart), so the
+/// address bits above 128 spread them.
 #[cfg(not(loom))]
-fn next_window_id() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+fn epoch_slot(window: &Window) -> usize {
+    (std::ptr::from_ref(window).addr() >> 7) % EPOCH_CACHE
 }
 
-#[cfg(loom)]
-fn next_window_id() -> u64 {
-    0
-}
-
-#[cfg(not(loom))]
-fn epoch_slot(window: u64) -> usize {
-    usize::try_from(window % EPOCH_CACHE as u64).unwrap_or(0)
-}
-
-/// The period of `window` that `at` falls in, if this thread has it cached. (Outside a
-/// thread-local's lifetime, a call from a TLS destructor, nothing is cached.)
+/// The period that `at` falls in for a window of this base and width, if this thread has it
+/// cached in `slot`. (Outside a thread-local's lifetime, a call from a TLS destructor, nothing
+/// is cached.)
 #[cfg(not(loom))]
 #[inline]
-fn cached_epoch(window: u64, at: Instant) -> Option<u64> {
+fn cached_epoch(slot: usize, base: Instant, width: u64, at: Instant) -> Option<u64> {
     EPOCHS
-        .try_with(|cache| cache[epoch_slot(window)].get())
+        .try_with(|cache| cache[slot].get())
         .ok()
         .flatten()
-        .filter(|c| c.window == window && c.start <= at && at < c.end)
+        .filter(|c| c.width == width && c.base == base && c.start <= at && at < c.end)
         .map(|c| c.epoch)
 }
 
 #[cfg(not(loom))]
 #[cold]
-fn cache_epoch(window: u64, base: Instant, width: u64, epoch: u64) {
+fn cache_epoch(slot: usize, base: Instant, width: u64, epoch: u64) {
     let offset = |n: u64| {
         n.checked_mul(width)
             .and_then(|ns| base.checked_add(Duration::from_nanos(ns)))
     };
     if let (Some(start), Some(end)) = (offset(epoch), offset(epoch.saturating_add(1))) {
         let _ = EPOCHS.try_with(|cache| {
-            cache[epoch_slot(window)].set(Some(CachedEpoch {
-                window,
+            cache[slot].set(Some(CachedEpoch {
+                base,
+                width,
                 start,
                 end,
                 epoch,
@@ -1827,7 +1826,8 @@ mod tests {
     async fn cached_periods_are_the_divided_ones() {
         let base = tokio::time::Instant::now();
         // Nine windows for eight cache entries: at least two share one, and all widths differ
-        // (7 ns to 5 ms), so a hit on the wrong window's entry gives a wrong period.
+        // (7 ns to 5 ms) while the base is the same, so an entry matched on the wrong key
+        // gives a wrong period.
         let windows: Vec<Window> = [
             Duration::from_millis(10),
             Duration::from_millis(30),
