@@ -247,27 +247,23 @@ impl BreakerCall {
         let BreakerCall { guard, timer } = self;
         let name = guard.breaker().name();
         // The predicate runs while the guard still owns the ticket: if it panics, the ticket
-        // goes back as a failure.
+        // goes back as a failure. `None`: an inner rejection, not an outcome.
         let failed = match &out {
-            Ok(_) => false,
-            Err(o) if o.never_reached_dependency() => {
-                guard.abandon();
-                timer.stop(name);
-                crate::metrics::call(name, crate::metrics::outcome(&out));
-                return out;
-            }
-            Err(o) => failure.accepts(stack, o),
+            Ok(_) => Some(false),
+            Err(o) if o.never_reached_dependency() => None,
+            Err(o) => Some(failure.accepts(stack, o)),
         };
-        guard.finish_at(failed, completed);
+        match failed {
+            Some(failed) => guard.finish_at(failed, completed),
+            None => guard.abandon(),
+        }
         timer.stop(name);
-        crate::metrics::call(
-            name,
-            if failed {
-                "failure"
-            } else {
-                crate::metrics::outcome(&out)
-            },
-        );
+        let label = if failed == Some(true) {
+            "failure"
+        } else {
+            crate::metrics::outcome(&out)
+        };
+        crate::metrics::call(name, label);
         out
     }
 }
