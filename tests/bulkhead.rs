@@ -5,42 +5,16 @@
 //! parallel.
 
 mod common;
-use common::{E, ms};
-use std::future::Future;
+use common::{
+    E, bulkhead_counts as counts, bulkhead_handle as handle, ms, poll_once, settle_until,
+};
 use std::pin::pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::task::Poll;
 use std::time::Duration;
 
-use resilient::{BulkheadHandle, Error, bulkhead};
+use resilient::{Error, bulkhead};
 use tokio::time::{Instant, sleep};
-
-fn handle(name: &str) -> BulkheadHandle {
-    resilient::bulkhead(name).expect("the bulkhead was created by a call")
-}
-
-/// `(in_flight, queued, available)`.
-fn counts(h: BulkheadHandle) -> (usize, usize, usize) {
-    (h.in_flight(), h.queued(), h.available())
-}
-
-/// Lets spawned tasks run (without moving the paused clock) until `cond` holds.
-async fn settle_until(mut cond: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if cond() {
-            return;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!("the condition never held");
-}
-
-/// Polls `fut` once in the current task.
-fn poll_once<F: Future>(fut: std::pin::Pin<&mut F>) -> Poll<F::Output> {
-    let waker = futures::task::noop_waker();
-    fut.poll(&mut std::task::Context::from_waker(&waker))
-}
 
 /// Counts the bodies running at once.
 struct Gauge {

@@ -6,14 +6,14 @@
 //! assertion is exact: time moves only through `tokio::time::advance` or a paused-clock sleep.
 
 mod common;
-use common::ms;
+use common::{breaker_handle as handle, ms, secs, settle};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use futures::FutureExt as _;
-use resilient::{BreakerHandle, CircuitState, Error, HealthStatus};
+use resilient::{CircuitState, Error, HealthStatus};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::advance;
@@ -115,15 +115,6 @@ impl Gates {
     }
 }
 
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-/// The handle of a breaker that has been created by a first call.
-fn handle(name: &str) -> BreakerHandle {
-    resilient::breaker(name).unwrap_or_else(|| panic!("breaker {name:?} is not registered"))
-}
-
 /// This breaker's line of the health report (other tests' breakers share the process).
 fn status_of(name: &str) -> HealthStatus {
     let report = resilient::health();
@@ -143,13 +134,6 @@ fn rejected_by(name: &str, result: &Result<(), TestError>) -> Option<Duration> {
             ..
         })) if *got == name => *retry_after,
         other => panic!("expected a CircuitOpen rejection by {name:?}, got {other:?}"),
-    }
-}
-
-/// Lets every spawned task run until it waits on something (no time passes).
-async fn settle() {
-    for _ in 0..16 {
-        tokio::task::yield_now().await;
     }
 }
 

@@ -32,16 +32,16 @@
 //!   - `PolicyWrapSpecs` (the recommended full stack; a timeout outside a fallback).
 
 mod common;
-use common::ms;
+use common::{
+    breaker_handle as breaker, bulkhead_counts as counts, bulkhead_handle as bulkhead_of, ms, secs,
+    settle,
+};
 use std::pin::pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::Duration;
 
-use resilient::{
-    BreakerHandle, BulkheadHandle, CircuitState, Error, bulkhead, circuit_breaker, fallback, retry,
-    timeout,
-};
+use resilient::{CircuitState, Error, bulkhead, circuit_breaker, fallback, retry, timeout};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, advance, sleep};
 
@@ -83,23 +83,6 @@ async fn gated(runs: &AtomicU32, outcome: Outcome) -> Result<(), E> {
     }
 }
 
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-fn breaker(name: &str) -> BreakerHandle {
-    resilient::breaker(name).unwrap_or_else(|| panic!("breaker {name:?} is not registered"))
-}
-
-fn bulkhead_of(name: &str) -> BulkheadHandle {
-    resilient::bulkhead(name).unwrap_or_else(|| panic!("bulkhead {name:?} is not registered"))
-}
-
-/// `(in_flight, queued, available)`.
-fn counts(h: BulkheadHandle) -> (usize, usize, usize) {
-    (h.in_flight(), h.queued(), h.available())
-}
-
 fn open(name: &'static str, retry_after: Option<Duration>) -> E {
     E::R(Error::CircuitOpen { name, retry_after })
 }
@@ -110,13 +93,6 @@ fn timed_out(name: &'static str, after: Duration) -> E {
 
 fn full(name: &'static str) -> E {
     E::R(Error::BulkheadFull { name })
-}
-
-/// Lets spawned tasks run until they wait on something; no time passes.
-async fn settle() {
-    for _ in 0..32 {
-        tokio::task::yield_now().await;
-    }
 }
 
 // =============================================================================================

@@ -32,7 +32,10 @@
 
 mod common;
 use common::capture::Capture;
-use common::ms;
+use common::{
+    breaker_handle, bulkhead_counts as counts, bulkhead_handle, ms, poll_once, secs, settle,
+    settle_until as wait_until,
+};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::{Pin, pin};
@@ -43,9 +46,9 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 use resilient::{
-    BreakerConfig, BreakerHandle, Bulkhead, BulkheadConfig, BulkheadHandle, CircuitBreaker,
-    CircuitState, Error, Jitter, RetryConfig, Strategy, Ticket, TripRule, bulkhead,
-    circuit_breaker, fallback, retry, timeout,
+    BreakerConfig, BreakerHandle, Bulkhead, BulkheadConfig, CircuitBreaker, CircuitState, Error,
+    Jitter, RetryConfig, Strategy, Ticket, TripRule, bulkhead, circuit_breaker, fallback, retry,
+    timeout,
 };
 use tokio::sync::{Notify, Semaphore, oneshot};
 use tokio::task::JoinHandle;
@@ -140,23 +143,6 @@ impl Gates {
     }
 }
 
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-fn breaker_handle(name: &str) -> BreakerHandle {
-    resilient::breaker(name).unwrap_or_else(|| panic!("breaker {name:?} is not registered"))
-}
-
-fn bulkhead_handle(name: &str) -> BulkheadHandle {
-    resilient::bulkhead(name).unwrap_or_else(|| panic!("bulkhead {name:?} is not registered"))
-}
-
-/// `(in_flight, queued, available)`.
-fn counts(h: BulkheadHandle) -> (usize, usize, usize) {
-    (h.in_flight(), h.queued(), h.available())
-}
-
 /// `(calls, failures, failure_rate)` of a breaker's current window.
 fn window(h: BreakerHandle) -> (u64, u64, Option<f64>) {
     let m = h.metrics();
@@ -174,30 +160,6 @@ fn rejected_by<T: std::fmt::Debug>(name: &str, result: &Result<T, Fault>) -> Opt
         })) if *got == name => *retry_after,
         other => panic!("expected a CircuitOpen rejection by {name:?}, got {other:?}"),
     }
-}
-
-/// Lets every spawned task run until it waits on something (no time passes).
-async fn settle() {
-    for _ in 0..32 {
-        tokio::task::yield_now().await;
-    }
-}
-
-/// Yields (without moving any clock) until `cond` holds; for the multi-thread tests.
-async fn wait_until(mut cond: impl FnMut() -> bool) {
-    for _ in 0..5_000_000 {
-        if cond() {
-            return;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!("the condition never held");
-}
-
-/// Polls `fut` once with a no-op waker.
-fn poll_once<F: Future>(fut: Pin<&mut F>) -> Poll<F::Output> {
-    let waker = futures::task::noop_waker();
-    fut.poll(&mut Context::from_waker(&waker))
 }
 
 /// Splits spawned calls into those already finished (returned) and those still running.

@@ -11,7 +11,7 @@
 #![allow(clippy::unused_async)]
 
 mod common;
-use common::ms;
+use common::{breaker_handle as breaker, ms};
 use std::fmt::Write as _;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
@@ -63,10 +63,6 @@ async fn panics<T>(fut: impl Future<Output = T>) {
     let out = AssertUnwindSafe(fut).catch_unwind().await;
     let payload = out.err().expect("the call panicked");
     assert_eq!(payload.downcast_ref::<&str>(), Some(&PANIC));
-}
-
-fn breaker(name: &str) -> resilient::BreakerHandle {
-    resilient::breaker(name).expect("created by a call")
 }
 
 fn assert_bulkhead_idle(name: &str, pool: usize) {

@@ -244,14 +244,9 @@ async fn a_caller_dropping_the_call_is_not_a_timeout() {
 /// Moves the paused clock forward without yielding, as a blocking body would.
 fn block_for(d: Duration) {
     let mut advance = std::pin::pin!(tokio::time::advance(d));
-    let waker = futures::task::noop_waker();
     // The first poll moves the clock, then yields once; the rest is not needed.
-    let _ = advance
-        .as_mut()
-        .poll(&mut std::task::Context::from_waker(&waker));
+    let _ = common::poll_once(advance.as_mut());
 }
-
-use std::future::Future as _;
 
 #[timeout("200ms", name = "timeout.overrun")]
 async fn blocks() -> Result<u32, E> {
