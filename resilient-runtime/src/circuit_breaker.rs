@@ -1457,29 +1457,25 @@ fn add_to_bucket(
 /// each thread records into the set its index picks, and moves to the next set whenever it
 /// collides again (the rehash of Java's `LongAdder`). Readers sum every set, so the window's
 /// counts are those of one set of ten buckets; each bucket keeps the stamp rules of
-/// [`add_to_bucket`] on its own. The loom models check the unstriped window (a set is just
-/// ten more buckets).
+/// [`add_to_bucket`] on its own. Under `--cfg loom` no sets are ever made (see `contended`):
+/// the loom models check the unstriped window (a set is just ten more buckets).
 #[derive(Default)]
 struct Stripes {
-    #[cfg(not(loom))]
     /// A thin pointer (a boxed `Vec`), to keep every breaker's window small.
     #[allow(clippy::box_collection)]
     sets: std::sync::OnceLock<Box<Vec<BucketSet>>>,
 }
 
 /// Ten buckets on a cache line pair of their own.
-#[cfg(not(loom))]
 #[derive(Default)]
 #[repr(align(128))]
 struct BucketSet([AtomicU64; 10]);
 
-#[cfg(not(loom))]
 thread_local! {
     /// This thread's stripe index (`usize::MAX`: none yet).
     static STRIPE: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
 }
 
-#[cfg(not(loom))]
 impl Stripes {
     /// No sets yet. Reads the stripe count now, with the window, rather than at the first
     /// collision: it asks the OS (once per process), which the recording path should not.
@@ -1501,6 +1497,9 @@ impl Stripes {
     /// After a collision: make the sets the first time, later move this thread to another.
     #[cold]
     fn contended(&self) {
+        if cfg!(loom) {
+            return; // the loom models explore the unstriped window
+        }
         if self.sets.get().is_some() {
             // A thread that wrote the base set before the sets existed has no index yet: it
             // takes one in turn, then moves on from it. Outside a thread-local's lifetime (a
@@ -1559,35 +1558,8 @@ impl Stripes {
     }
 }
 
-#[cfg(loom)]
-impl Stripes {
-    fn new() -> Stripes {
-        Stripes::default()
-    }
-    fn set<'a>(&'a self, base: &'a [AtomicU64; 10]) -> &'a [AtomicU64; 10] {
-        base
-    }
-    #[allow(clippy::unused_self)]
-    fn contended(&self) {}
-    #[allow(clippy::unused_self)]
-    fn clear_stale(
-        &self,
-        _: &[AtomicU64; 10],
-        _: &[AtomicU64; 10],
-        _: u64,
-        _: u64,
-        _: &impl Fn() -> u64,
-    ) {
-    }
-    #[allow(clippy::unused_self)]
-    fn sets(&self) -> impl Iterator<Item = &[AtomicU64; 10]> {
-        std::iter::empty()
-    }
-}
-
 /// This thread's stripe index: handed out in turn on first use, so concurrent threads start
 /// on different sets.
-#[cfg(not(loom))]
 fn stripe_index() -> usize {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     STRIPE
@@ -1604,7 +1576,6 @@ fn stripe_index() -> usize {
 
 /// Sets per striped window: the machine's parallelism rounded up to a power of two, 2 to 16
 /// (128 bytes each).
-#[cfg(not(loom))]
 fn stripe_count() -> usize {
     static COUNT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *COUNT.get_or_init(|| {
