@@ -390,6 +390,68 @@ fn outside_a_runtime_the_call_returns_no_runtime() {
     assert!(!ran.load(Ordering::SeqCst), "the body never ran");
 }
 
+// Inside a task the runtime check trusts the task id (a thread-local) instead of cloning the
+// runtime's handle. The one way to have a task id without a runtime is a `LocalSet` driven
+// outside any runtime: there the body has started, and its first `Pending`, where the timer
+// would be created, returns `NoRuntime` instead of tokio's panic.
+#[timeout("200ms", name = "timeout.no_runtime.local_set")]
+async fn pends_once(polls: &AtomicU32) -> Result<u32, E> {
+    polls.fetch_add(1, Ordering::SeqCst);
+    tokio::task::yield_now().await;
+    polls.fetch_add(1, Ordering::SeqCst);
+    Ok(1)
+}
+
+#[test]
+fn a_local_set_outside_a_runtime_gets_no_runtime_not_a_panic() {
+    static POLLS: AtomicU32 = AtomicU32::new(0);
+    let local = tokio::task::LocalSet::new();
+    let task = local.spawn_local(async {
+        assert!(
+            tokio::task::try_id().is_some(),
+            "a task, so the check trusts its id"
+        );
+        pends_once(&POLLS).await
+    });
+    let out = futures::executor::block_on(local.run_until(task)).expect("task ran");
+    assert_eq!(
+        out,
+        Err(E::R(Error::NoRuntime {
+            name: "timeout.no_runtime.local_set"
+        }))
+    );
+    assert_eq!(
+        POLLS.load(Ordering::SeqCst),
+        1,
+        "dropped at its first Pending"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_a_task_and_in_block_on_the_timeout_still_fires() {
+    // `block_on`'s own future: no task id, the handle is looked up.
+    assert!(tokio::task::try_id().is_none());
+    let polls = AtomicU32::new(0);
+    assert_eq!(pends_once(&polls).await, Ok(1));
+    // A spawned task: the task id answers; a body slower than the limit still times out.
+    let out = tokio::spawn(async { slow_in_task().await })
+        .await
+        .expect("task");
+    assert_eq!(
+        out,
+        Err(E::R(Error::Timeout {
+            name: "timeout.in_task",
+            after: ms(50)
+        }))
+    );
+}
+
+#[timeout("50ms", name = "timeout.in_task")]
+async fn slow_in_task() -> Result<u32, E> {
+    sleep(ms(60)).await;
+    Ok(1)
+}
+
 // Under a breaker, a missing runtime is not the dependency failing: the breaker does not count
 // it (as with an inner `CircuitOpen` or `BulkheadFull`), so it stays closed and every call keeps
 // reporting the real cause, `NoRuntime`, rather than `CircuitOpen`.

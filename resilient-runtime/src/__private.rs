@@ -309,7 +309,9 @@ impl TimeoutSite {
 /// overrun. A caller dropping this future is not a timeout and emits nothing.
 ///
 /// The runtime check and the clock read (the deadline) happen here, before the first poll, so
-/// outside a runtime the body never starts. The timer itself is created only when the body
+/// outside a runtime the body never starts (see [`in_runtime`] for the one exception, a
+/// `LocalSet` driven outside any runtime, where the body's first `Pending` returns the
+/// `NoRuntime` error instead of creating a timer). The timer itself is created only when the body
 /// first returns `Pending`: a body that completes in its first poll never pays for one
 /// (tokio's `timeout` creates its timer up front). A plain future rather than an `async fn`:
 /// the expansion awaits it at once, and a hand-written state machine adds no copy of `fut`.
@@ -318,7 +320,7 @@ pub fn timeout<T, E, F>(site: &'static TimeoutSite, fut: F) -> Timeout<F>
 where
     F: Future<Output = Result<T, Outcome<E>>>,
 {
-    if tokio::runtime::Handle::try_current().is_err() {
+    if !in_runtime() {
         return Timeout::NoRuntime { site };
     }
     let limit = *site.limit.get();
@@ -334,6 +336,18 @@ where
         },
         None => Timeout::Unlimited { fut },
     }
+}
+
+/// Whether this thread is inside a tokio runtime, for the timeout's check before the body
+/// starts. Inside a task, where nearly every call runs, the task id answers from a
+/// thread-local. Elsewhere (a runtime's `block_on` future) the runtime's handle is looked up,
+/// which clones and drops its `Arc`: two atomic read-modify-writes on a line every worker
+/// shares, about 12 ns on one thread and 40 on two workers (BENCHMARKS.md). A task id without
+/// a runtime is possible only for a `LocalSet` driven outside one; the timer's creation checks
+/// the handle itself, so that case gets `NoRuntime` too, after the body's first poll.
+#[inline]
+pub(crate) fn in_runtime() -> bool {
+    tokio::task::try_id().is_some() || tokio::runtime::Handle::try_current().is_ok()
 }
 
 pin_project_lite::pin_project! {
@@ -387,6 +401,14 @@ where
                     return Poll::Ready(finish_timed(site, *start, *deadline, Ok(out)));
                 }
                 if timer.is_none() {
+                    // `in_runtime` trusted a task id; creating the timer needs the runtime
+                    // itself (this clones its handle, as creating the timer does anyway).
+                    if tokio::runtime::Handle::try_current().is_err() {
+                        return Poll::Ready((
+                            Err(Outcome::Rejected(Error::NoRuntime { name: site.name() })),
+                            None,
+                        ));
+                    }
                     timer.set(Some(tokio::task::unconstrained(tokio::time::sleep_until(
                         *deadline,
                     ))));
