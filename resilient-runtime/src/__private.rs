@@ -192,7 +192,10 @@ where
 #[allow(clippy::inline_always)] // measured: LLVM declines `#[inline]` here (callgrind)
 pub fn breaker_enter(site: &'static BreakerSite) -> Result<BreakerCall, Error> {
     let breaker = site.get();
-    let ticket = breaker.try_acquire()?;
+    let ticket = match breaker.admit() {
+        Ok(ticket) => ticket,
+        Err(rejected) => return Err(breaker.rejection(rejected)),
+    };
     Ok(BreakerCall {
         guard: TicketGuard::new(breaker, ticket),
         timer: crate::metrics::Timer::start(),
