@@ -37,8 +37,8 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 mod cases;
 use cases::{
     E, FAIL, breaker_consecutive, breaker_count, breaker_forced_open, breaker_open, breaker_time,
-    bulkhead_only, fallback_handler, fallback_only, full_stack, full_stack_count, op, retry_only,
-    timeout_only, work,
+    breaker_time_unsaturated, bulkhead_only, fallback_handler, fallback_only, full_stack,
+    full_stack_count, op, retry_only, timeout_only, work,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -340,6 +340,9 @@ fn cases(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, mode: Mode) {
         x
     )
     .await);
+    case!(g, rt, mode, "ours_breaker_time_unsaturated", |s| (), |x| {
+        breaker_time_unsaturated(x).await
+    });
     case!(g, rt, mode, "ours_breaker_consecutive", |s| (), |x| {
         breaker_consecutive(x).await
     });

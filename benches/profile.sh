@@ -21,10 +21,11 @@ for case in "$@"; do
   file="$out/callgrind.$case"
   valgrind --tool=callgrind --callgrind-out-file="$file" "$bin" --bench --profile-time 1 \
     "current_thread/$case\$" > "$out/$case.log" 2>&1
-  # Iterations: the calls that the measurement loop (inlined into tokio's Context::enter)
-  # makes into the case's future.
+  # Iterations: the calls that the measurement loop (the spawned task's future, a closure
+  # of `cases`) makes into the case's future.
   iters=$(callgrind_annotate --tree=caller "$file" 2>/dev/null \
-    | grep -m1 -E '< .*Context::enter \(' | sed -E 's/.*\(([0-9,]+)x\).*/\1/' | tr -d ,)
+    | grep -m1 -E '< .*cases::\{\{closure\}\}::\{\{closure\}\}::\{\{closure\}\}::\{\{closure\}\} \(' \
+    | sed -E 's/.*\(([0-9,]+)x\).*/\1/' | tr -d ,)
   total=$(callgrind_annotate "$file" 2>/dev/null | grep 'PROGRAM TOTALS' | awk '{print $1}' | tr -d ,)
   echo "== $case: $iters calls, $((total / iters)) instructions per call in all"
   callgrind_annotate "$file" 2>/dev/null | sed -n '/file:function/,$p' | grep -E '^ *[0-9,]+ \(' \

@@ -61,6 +61,14 @@ pub(crate) async fn breaker_time(x: u64) -> Result<u64, E> {
     work(x)
 }
 
+/// The same rule over a window short enough that no bucket reaches its cap of 2^20 - 1 calls
+/// in this loop (10 ms buckets; over `10s`, 1 s buckets fill after ~50 ms of the loop, and a
+/// success into a full bucket writes nothing): every success pays its compare-and-swap.
+#[circuit_breaker(failure_rate = 0.5, window = "100ms")]
+pub(crate) async fn breaker_time_unsaturated(x: u64) -> Result<u64, E> {
+    work(x)
+}
+
 #[circuit_breaker(threshold = 5)]
 pub(crate) async fn breaker_consecutive(x: u64) -> Result<u64, E> {
     work(x)

@@ -305,7 +305,7 @@ fn nanos(d: Duration) -> u64 {
 /// fields is copied as a block, with wide vector loads of the narrow stores that built it,
 /// which the CPU cannot forward from its store buffer. Those stalls cost the count breaker's
 /// success path more than all its arithmetic (measured with `perf annotate`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Ticket {
     /// Low half `generation << 2 | kind`; high half the admission time in nanoseconds since
     /// the breaker's base, read only when `slow_call` is configured ([`NOT_TIMED`] otherwise).
@@ -318,6 +318,17 @@ const NOT_TIMED: u64 = u64::MAX;
 /// [`CircuitBreaker::admit`]); counted and reported already.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Rejected(Option<Duration>);
+
+impl fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let started = self.started();
+        f.debug_struct("Ticket")
+            .field("generation", &self.generation())
+            .field("kind", &self.kind())
+            .field("started_ns", &(started != NOT_TIMED).then_some(started))
+            .finish()
+    }
+}
 
 impl Ticket {
     #[inline]
@@ -807,11 +818,20 @@ impl CircuitBreaker {
     pub(crate) fn record_at(&self, ticket: Ticket, failure: bool, completed: Option<Instant>) {
         // The common case, a success of a closed call that leaves the window as it is, is
         // decided here with a load or two and inlined into the caller.
-        if !failure
-            && ticket.is_closed_untimed()
-            && self.window().success_is_noop(ticket.generation())
-        {
-            return;
+        if !failure && ticket.is_closed_untimed() {
+            let window = self.window();
+            if window.success_is_noop(ticket.generation()) {
+                return;
+            }
+            // A time window's success, the default rule's common case: one clock read (unless
+            // an inner timeout has read it) and one compare-and-swap on the current bucket.
+            if let Window::Buckets { .. } = window {
+                let at = completed.unwrap_or_else(Instant::now);
+                if window.add_success(ticket.generation(), at, self.base) {
+                    return;
+                }
+                return self.record_slow(ticket, failure, Some(at));
+            }
         }
         self.record_slow(ticket, failure, completed);
     }
@@ -1204,6 +1224,49 @@ impl Window {
             // Every call counts towards the rate.
             Window::Buckets { .. } => false,
         }
+    }
+
+    /// A time window's success at `at` in the common case, or `false` to leave it to
+    /// [`Window::record`]: a success with no failure in the window (so the rule cannot trip,
+    /// as in `record`), into a bucket already started for this period and cycle, and not
+    /// full. Needs no check of the breaker's cycle: the bucket's stamp carries `generation`,
+    /// and a stamp is written (by a restart in `add_to_bucket`) only after its writer read the
+    /// clock in that period and then found `generation` current. So a later cycle began after
+    /// the period started, every reader of that cycle reads the clock later, and it sees this
+    /// bucket as at least ten periods old: a stale success lands where nobody counts it.
+    /// Restarts and collisions go the general way; a bucket whose call count is full (2^20 - 1
+    /// calls in one tenth of the window) is left as it is, as `add_to_bucket` would.
+    #[inline]
+    fn add_success(&self, generation: u64, at: Instant, base: Instant) -> bool {
+        let Window::Buckets {
+            buckets,
+            last_failure,
+            stripes,
+            ..
+        } = self
+        else {
+            return false;
+        };
+        let epoch = self.epoch(at, base);
+        // A failure leaves the window once its bucket is ten buckets old.
+        let newest = last_failure.load(Ordering::Acquire);
+        if newest != 0 && epoch.saturating_sub(newest - 1) < 10 {
+            return false;
+        }
+        let set = stripes.set(buckets);
+        let bucket = &set[usize::try_from(epoch % 10).unwrap_or(0)];
+        let cur = bucket.load(Ordering::Acquire);
+        if cur >> 40 != bucket_stamp(epoch, generation) {
+            return false;
+        }
+        // A full count stays full (`add_to_bucket` saturates): nothing to write.
+        if (cur >> 20) & BUCKET_FIELD == BUCKET_FIELD {
+            return true;
+        }
+        // Sequentially consistent, as in `add_to_bucket`.
+        bucket
+            .compare_exchange(cur, cur + (1 << 20), Ordering::SeqCst, Ordering::Acquire)
+            .is_ok()
     }
 
     /// The bucket period (`(at - base) / width`) of a time window at `at`; 0 for the other
@@ -1764,6 +1827,50 @@ mod tests {
             }),
         )
         .expect("valid")
+    }
+
+    /// The time window's success fast path (`Window::add_success`) adds only into a bucket
+    /// stamped for the ticket's own cycle: a success admitted before a reset does not count in
+    /// the cycle the reset started, whether it finds that cycle's bucket started or not.
+    #[test]
+    fn a_success_from_an_earlier_cycle_is_not_counted() {
+        let breaker = time_window(100);
+        // Started bucket of the old cycle, and a ticket admitted in it.
+        record(&breaker, 1, 0);
+        let old = breaker.try_acquire().expect("closed");
+        let old_too = breaker.try_acquire().expect("closed");
+        breaker.reset();
+        // The old cycle's bucket is still there: the stale success may land in it (the fast
+        // path), but nobody in the new cycle counts it.
+        breaker.record(old, false);
+        assert_eq!(breaker.metrics().calls, 0);
+        // The new cycle starts the bucket; a stale success then goes the general way.
+        record(&breaker, 1, 0);
+        breaker.record(old_too, false);
+        assert_eq!(breaker.metrics().calls, 1);
+        assert_eq!(breaker.metrics().failures, 0);
+    }
+
+    /// A success into a bucket whose call count is full leaves it full; a failure still counts.
+    #[test]
+    fn a_full_bucket_stays_full() {
+        let breaker = time_window(1);
+        let Window::Buckets { buckets, .. } = breaker.window() else {
+            panic!("a time window");
+        };
+        record(&breaker, 1, 0);
+        let bucket = buckets
+            .iter()
+            .find(|b| b.load(super::Ordering::Acquire) != 0)
+            .expect("the started bucket");
+        let full = bucket.load(super::Ordering::Acquire) | (super::BUCKET_FIELD << 20);
+        bucket.store(full, super::Ordering::Release);
+        record(&breaker, 1, 0);
+        assert_eq!(bucket.load(super::Ordering::Acquire), full);
+        assert_eq!(breaker.metrics().calls, super::BUCKET_FIELD);
+        record(&breaker, 0, 1);
+        assert_eq!(breaker.metrics().failures, 1);
+        assert_eq!(breaker.metrics().calls, super::BUCKET_FIELD);
     }
 
     /// Sets of buckets in use, and how many of them hold any outcome.
