@@ -21,8 +21,10 @@
 
 use std::future::Future;
 use std::hint::black_box;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
@@ -54,19 +56,44 @@ struct IdealBreaker {
 }
 
 impl IdealBreaker {
-    async fn call<T, F: Future<Output = Result<T, E>>>(&self, fut: F) -> Result<T, E> {
-        if self.open.load(Ordering::Acquire) != 0 {
-            return Err(E::Down);
+    /// A hand-written future rather than an `async fn`: in the spawned loop, the `async fn`'s
+    /// state machine was copied right after being built (wide loads of narrow stores, which
+    /// the CPU cannot forward) and cost 13.6 ns instead of 3.7; an ideal wrapper avoids that.
+    fn call<T, F: Future<Output = Result<T, E>>>(&self, fut: F) -> IdealCall<'_, F> {
+        IdealCall {
+            breaker: self,
+            fut: (self.open.load(Ordering::Acquire) == 0).then_some(fut),
         }
-        let out = fut.await;
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct IdealCall<'a, F> {
+        breaker: &'a IdealBreaker,
+        #[pin]
+        fut: Option<F>,
+    }
+}
+
+impl<T, F: Future<Output = Result<T, E>>> Future for IdealCall<'_, F> {
+    type Output = Result<T, E>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Some(fut) = this.fut.as_pin_mut() else {
+            return Poll::Ready(Err(E::Down));
+        };
+        let out = ready!(fut.poll(cx));
+        let breaker = this.breaker;
         if out.is_ok() {
-            if self.failures.load(Ordering::Relaxed) != 0 {
-                self.failures.store(0, Ordering::Relaxed);
+            if breaker.failures.load(Ordering::Relaxed) != 0 {
+                breaker.failures.store(0, Ordering::Relaxed);
             }
-        } else if self.failures.fetch_add(1, Ordering::AcqRel) + 1 >= 5 {
-            self.open.store(1, Ordering::Release);
+        } else if breaker.failures.fetch_add(1, Ordering::AcqRel) + 1 >= 5 {
+            breaker.open.store(1, Ordering::Release);
         }
-        out
+        Poll::Ready(out)
     }
 }
 
