@@ -115,7 +115,11 @@
 //! - **`max_duration`** counts from the start of the first attempt; an attempt may start only
 //!   strictly before the limit, and none starts whose delay would end at or past it.
 //! - **Outside a tokio runtime**, `#[timeout]` returns [`Error::NoRuntime`] without running the
-//!   body; a retry with a non-zero backoff returns `NoRuntime` when the stack can carry a
+//!   body. Inside a task the check reads the task id (a thread-local) rather than cloning the
+//!   runtime's handle, which costs two contended atomic operations per call on a multi-thread
+//!   runtime; the only way to have a task id without a runtime, a `LocalSet` driven outside
+//!   one, is caught where the timer is created, so there the body's first wait returns
+//!   `NoRuntime` (after the body has started) instead of tokio's panic. A retry with a non-zero backoff returns `NoRuntime` when the stack can carry a
 //!   rejection and the last error otherwise (a `#[retry]`/`#[fallback]`-only stack's `E` need
 //!   not convert from `resilient::Error`); a bulkhead needs no timer unless a caller queues with
 //!   `max_wait`. A runtime built *without the time driver* makes tokio panic when the first
