@@ -312,7 +312,7 @@ impl TimeoutSite {
 /// overrun. A caller dropping this future is not a timeout and emits nothing.
 ///
 /// The runtime check and the clock read (the deadline) happen here, before the first poll, so
-/// outside a runtime the body never starts (see [`in_runtime`] for the one exception, a
+/// outside a runtime the body never starts (see `in_runtime` for the one exception, a
 /// `LocalSet` driven outside any runtime, where the body's first `Pending` returns the
 /// `NoRuntime` error instead of creating a timer). The timer itself is created only when the body
 /// first returns `Pending`: a body that completes in its first poll never pays for one
