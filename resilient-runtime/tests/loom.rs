@@ -357,6 +357,36 @@ mod loom_breaker {
         }
     }
 
+    /// The time window's success fast path (`Window::add_success`) skips the cycle check and
+    /// relies on the bucket's stamp: a success admitted before a reset, racing with the reset
+    /// and with the new cycle's first success into the same bucket, must not count in the new
+    /// cycle, whether it lands before the reset (in the old cycle's started bucket) or after.
+    #[test]
+    fn stale_success_on_the_fast_path_is_not_counted_in_a_later_cycle() {
+        check("breaker stale_success fast path", || {
+            let mut config = BreakerConfig::new(TripRule::RateOverTime {
+                failure_rate: 1.0,
+                window: HOUR,
+                min_calls: 3,
+            });
+            config.cooldown = HOUR;
+            let b = Arc::new(CircuitBreaker::new("loom", config).unwrap());
+            // The old cycle's bucket is started, so the stale success takes the fast path.
+            let t = b.try_acquire().unwrap();
+            b.record(t, false);
+            let stale = b.try_acquire().unwrap();
+            let recorder = {
+                let b = b.clone();
+                thread::spawn(move || b.record(stale, false))
+            };
+            b.reset();
+            let t = b.try_acquire().unwrap();
+            b.record(t, false);
+            recorder.join().unwrap();
+            assert_eq!(b.metrics().calls, 1, "only the new cycle's own success");
+        });
+    }
+
     /// The same across a whole open, half-open, closed round: a closed-state outcome held
     /// through it does not count in the next closed cycle, while that cycle's trial closes it.
     #[test]
