@@ -402,7 +402,7 @@ pub struct CircuitBreaker {
     /// subtracted). Integer arithmetic keeps admission exact: ten calls 1 s into a 10 s ramp
     /// add up to exactly one admission.
     ramp_credit: AtomicU64,
-    rejections: AtomicU64,
+    rejections: crate::tally::Tally,
     window: Window,
 }
 
@@ -451,7 +451,7 @@ impl CircuitBreaker {
             ramp_start: AtomicU64::new(0),
             ramp_gen: AtomicU64::new(UNPUBLISHED),
             ramp_credit: AtomicU64::new(0),
-            rejections: AtomicU64::new(0),
+            rejections: crate::tally::Tally::new(),
             window: Window::new(&config.rule),
             settings: Live::new(Settings {
                 config,
@@ -557,7 +557,7 @@ impl CircuitBreaker {
             calls,
             failures,
             failure_rate,
-            rejections: self.rejections.load(Ordering::Relaxed),
+            rejections: self.rejections.get(),
         }
     }
 
@@ -763,7 +763,7 @@ impl CircuitBreaker {
     }
 
     fn reject(&self, retry_after: Option<Duration>) -> Rejected {
-        self.rejections.fetch_add(1, Ordering::Relaxed);
+        self.rejections.add_one();
         crate::events::rejected_open(self.name, retry_after);
         Rejected(retry_after)
     }

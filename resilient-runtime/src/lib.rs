@@ -33,6 +33,7 @@ mod outcome;
 mod registry;
 mod retry;
 mod sync;
+mod tally;
 
 pub use bulkhead::{Bulkhead, BulkheadConfig, BulkheadPermit};
 pub use circuit_breaker::{
