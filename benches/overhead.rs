@@ -40,7 +40,7 @@ mod cases;
 use cases::{
     E, FAIL, breaker_consecutive, breaker_count, breaker_forced_open, breaker_open, breaker_time,
     breaker_time_unsaturated, bulkhead_only, fallback_handler, fallback_only, full_stack,
-    full_stack_count, op, retry_only, timeout_only, work,
+    full_stack_count, full_stack_unsaturated, op, retry_only, timeout_only, work,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -407,6 +407,9 @@ fn cases(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, mode: Mode) {
     );
     case!(g, rt, mode, "ours_full_stack", |s| (), |x| full_stack(x)
         .await);
+    case!(g, rt, mode, "ours_full_stack_unsaturated", |s| (), |x| {
+        full_stack_unsaturated(x).await
+    });
     case!(g, rt, mode, "ours_full_stack_count", |s| (), |x| {
         full_stack_count(x).await
     });

@@ -122,6 +122,17 @@ pub(crate) async fn full_stack(x: u64) -> Result<u64, E> {
     work(x)
 }
 
+/// The README's stack over a window whose buckets never fill in this loop (see
+/// `breaker_time_unsaturated`): every success pays the bucket's compare-and-swap.
+#[fallback(fallback_handler)]
+#[retry(attempts = 2, backoff = "50ms")]
+#[circuit_breaker(failure_rate = 0.5, window = "100ms", cooldown = "5s")]
+#[timeout("200ms")]
+#[bulkhead(pool = 10)]
+pub(crate) async fn full_stack_unsaturated(x: u64) -> Result<u64, E> {
+    work(x)
+}
+
 /// The same stack with a count-window breaker (`last = 100`), which reads no clock.
 #[fallback(fallback_handler)]
 #[retry(attempts = 2, backoff = "50ms")]
