@@ -181,7 +181,8 @@ pub(crate) enum Enter<'a> {
     Admitted(BulkheadPermit<'a>),
     Refused(&'a Error),
     Queued(Box<Queued<'a>>),
-    /// Polled to completion (polled again: only a misuse gets here; never a second permit).
+    /// Polled to completion, whichever way it arrived (polled again, only a misuse gets
+    /// here): `Pending`, never a second permit.
     Done,
 }
 
@@ -193,7 +194,12 @@ impl<'a> Future for Enter<'a> {
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut *self {
-            Enter::Queued(wait) => wait.as_mut().as_mut().poll(cx),
+            Enter::Queued(wait) => {
+                let out = std::task::ready!(wait.as_mut().as_mut().poll(cx));
+                // Finished: a later poll returns `Pending` rather than resume the wait.
+                *self = Enter::Done;
+                Poll::Ready(out)
+            }
             Enter::Done => Poll::Pending,
             _ => match std::mem::replace(&mut *self, Enter::Done) {
                 Enter::Admitted(permit) => Poll::Ready(Ok(permit)),
@@ -536,5 +542,45 @@ impl Drop for Waiting<'_> {
         if let Some(waker) = waker {
             waker.wake();
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::{Bulkhead, BulkheadConfig, Enter};
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    /// An arrival polled again after it completed, admitted at once or after queueing, is
+    /// `Pending` and hands out no second permit.
+    #[test]
+    fn a_completed_arrival_polled_again_gives_nothing() {
+        let bulkhead = Bulkhead::new(
+            "enter.repoll",
+            BulkheadConfig {
+                pool: 1,
+                queue: 1,
+                max_wait: None,
+            },
+        )
+        .expect("valid");
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut first = pin!(bulkhead.enter());
+        let Poll::Ready(Ok(permit)) = first.as_mut().poll(&mut cx) else {
+            panic!("a free permit");
+        };
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+        let mut queued = pin!(bulkhead.enter());
+        assert!(matches!(*queued, Enter::Queued(_)));
+        assert!(queued.as_mut().poll(&mut cx).is_pending());
+        drop(permit);
+        let Poll::Ready(Ok(permit)) = queued.as_mut().poll(&mut cx) else {
+            panic!("the freed permit, handed to the queued caller");
+        };
+        assert!(queued.as_mut().poll(&mut cx).is_pending());
+        assert_eq!((bulkhead.queued(), bulkhead.in_flight()), (0, 1));
+        drop(permit);
+        assert_eq!((bulkhead.queued(), bulkhead.in_flight()), (0, 0));
     }
 }

@@ -827,10 +827,11 @@ impl CircuitBreaker {
             // an inner timeout has read it) and one compare-and-swap on the current bucket.
             if let Window::Buckets { .. } = window {
                 let at = completed.unwrap_or_else(Instant::now);
-                if window.add_success(ticket.generation(), at, self.base) {
-                    return;
-                }
-                return self.record_slow(ticket, failure, Some(at));
+                return match window.add_success(ticket.generation(), at, self.base) {
+                    Added::Done => {}
+                    Added::Judge(epoch) => self.judge_success(window, ticket.generation(), epoch),
+                    Added::No => self.record_slow(ticket, failure, Some(at)),
+                };
             }
         }
         self.record_slow(ticket, failure, completed);
@@ -861,7 +862,7 @@ impl CircuitBreaker {
         let epoch = window
             .stamps_time()
             .then(|| window.epoch(completed.unwrap_or_else(Instant::now), self.base));
-        let mut word = self.word.load(Ordering::Acquire);
+        let word = self.word.load(Ordering::Acquire);
         if state_of(word) != CLOSED || gen_of(word) != generation {
             return; // admitted in an earlier cycle: changes nothing
         }
@@ -877,6 +878,12 @@ impl CircuitBreaker {
         ) else {
             return;
         };
+        self.trip_closed(word, generation, rate);
+    }
+
+    /// The rule opened the closed cycle `generation`, last seen as `word`: opens the breaker,
+    /// unless the cycle has ended meanwhile.
+    fn trip_closed(&self, mut word: u64, generation: u64, rate: Option<f64>) {
         let now = self.now_nanos();
         loop {
             let during_ramp = self.ramp_elapsed(word, now).is_some();
@@ -888,6 +895,29 @@ impl CircuitBreaker {
             if state_of(word) != CLOSED || gen_of(word) != generation {
                 return;
             }
+        }
+    }
+
+    /// After [`Window::add_success`] added a success with a failure still in the window: the
+    /// rule is judged on that success too (with `min_calls`, a success can be the outcome that
+    /// makes the failure rate count), as `Window::record` does after its own add.
+    #[cold]
+    fn judge_success(&self, window: &Window, generation: u64, epoch: u64) {
+        let TripRule::RateOverTime {
+            failure_rate,
+            min_calls,
+            ..
+        } = self.settings.get().config.rule
+        else {
+            return;
+        };
+        let word = self.word.load(Ordering::Acquire);
+        if state_of(word) != CLOSED || gen_of(word) != generation {
+            return; // the cycle has ended: its window no longer decides anything
+        }
+        let (calls, failures) = window.counts(epoch, generation);
+        if let Verdict::Open(rate) = rate_trips(calls, failures, min_calls, failure_rate) {
+            self.trip_closed(word, generation, rate);
         }
     }
 
@@ -1226,18 +1256,26 @@ impl Window {
         }
     }
 
-    /// A time window's success at `at` in the common case, or `false` to leave it to
-    /// [`Window::record`]: a success with no failure in the window (so the rule cannot trip,
-    /// as in `record`), into a bucket already started for this period and cycle, and not
-    /// full. Needs no check of the breaker's cycle: the bucket's stamp carries `generation`,
+    /// A time window's success at `at` in the common case: one compare-and-swap into the
+    /// bucket already started for this period and cycle. [`Added::No`] leaves the success to
+    /// [`Window::record`] (a bucket to restart, a collision, a full bucket).
+    ///
+    /// As in `record`, `last_failure` is read after the add: a failure recorded at the same
+    /// moment either sees this success in its own judgement of the rule, or is seen here
+    /// (both sides are sequentially consistent), and then [`Added::Judge`] asks the caller to
+    /// judge the rule on this success.
+    ///
+    /// No check of the breaker's cycle is needed before the add: a success of an ended cycle
+    /// lands where no later cycle counts it. The bucket's stamp matched this period and cycle,
     /// and a stamp is written (by a restart in `add_to_bucket`) only after its writer read the
-    /// clock in that period and then found `generation` current. So a later cycle began after
-    /// the period started, every reader of that cycle reads the clock later, and it sees this
-    /// bucket as at least ten periods old: a stale success lands where nobody counts it.
-    /// Restarts and collisions go the general way; a bucket whose call count is full (2^20 - 1
-    /// calls in one tenth of the window) is left as it is, as `add_to_bucket` would.
+    /// clock in that period and then found its cycle current. Stamps alias (`bucket_stamp(e,
+    /// g)` equals `bucket_stamp(e - 10, g + 1)`), so the bucket may instead be a later cycle's,
+    /// from ten periods earlier; a reader of that cycle counts it only while it is less than
+    /// ten periods old, that is, a reader whose clock reading is earlier than this success's
+    /// `at`, which needs a call that lasted most of the window across the change of cycle,
+    /// and then shows that one reader one extra success.
     #[inline]
-    fn add_success(&self, generation: u64, at: Instant, base: Instant) -> bool {
+    fn add_success(&self, generation: u64, at: Instant, base: Instant) -> Added {
         let Window::Buckets {
             buckets,
             last_failure,
@@ -1245,28 +1283,34 @@ impl Window {
             ..
         } = self
         else {
-            return false;
+            return Added::No;
         };
         let epoch = self.epoch(at, base);
-        // A failure leaves the window once its bucket is ten buckets old.
-        let newest = last_failure.load(Ordering::Acquire);
-        if newest != 0 && epoch.saturating_sub(newest - 1) < 10 {
-            return false;
-        }
         let set = stripes.set(buckets);
         let bucket = &set[usize::try_from(epoch % 10).unwrap_or(0)];
         let cur = bucket.load(Ordering::Acquire);
-        if cur >> 40 != bucket_stamp(epoch, generation) {
-            return false;
-        }
-        // A full count stays full (`add_to_bucket` saturates): nothing to write.
-        if (cur >> 20) & BUCKET_FIELD == BUCKET_FIELD {
-            return true;
+        // A full bucket is scaled down by the general path (`add_to_bucket`).
+        if cur >> 40 != bucket_stamp(epoch, generation)
+            || (cur >> 20) & BUCKET_FIELD == BUCKET_FIELD
+        {
+            return Added::No;
         }
         // Sequentially consistent, as in `add_to_bucket`.
-        bucket
-            .compare_exchange(cur, cur + (1 << 20), Ordering::SeqCst, Ordering::Acquire)
-            .is_ok()
+        if let Err(now) =
+            bucket.compare_exchange(cur, cur + (1 << 20), Ordering::SeqCst, Ordering::Acquire)
+        {
+            if now != cur {
+                stripes.contended();
+            }
+            return Added::No;
+        }
+        // A failure leaves the window once its bucket is ten buckets old.
+        let newest = last_failure.load(Ordering::Acquire);
+        if newest == 0 || epoch.saturating_sub(newest - 1) >= 10 {
+            Added::Done
+        } else {
+            Added::Judge(epoch)
+        }
     }
 
     /// The bucket period (`(at - base) / width`) of a time window at `at`; 0 for the other
@@ -1523,6 +1567,16 @@ fn bucket_stamp(epoch: u64, generation: u64) -> u64 {
     epoch.wrapping_add(generation.wrapping_mul(10)) & EPOCH_MASK
 }
 
+/// What [`Window::add_success`] did.
+enum Added {
+    /// Added, and no failure is in the window.
+    Done,
+    /// Added, with a failure in the window: the rule must be judged at this period.
+    Judge(u64),
+    /// Nothing written: record the success the general way.
+    No,
+}
+
 /// What [`add_to_bucket`] did.
 #[derive(Clone, Copy)]
 struct Written {
@@ -1565,8 +1619,16 @@ fn add_to_bucket(
         } else {
             return None;
         };
-        let calls = (calls + 1).min(BUCKET_FIELD);
-        let fails = (fails + u64::from(failure)).min(BUCKET_FIELD);
+        // A full bucket (2^20 - 1 calls in one tenth of the window) is halved, counts and
+        // failures alike, so its failure rate stays what it was: capping the calls while the
+        // failures kept counting would raise the rate and open the breaker falsely.
+        let (calls, fails) = if calls == BUCKET_FIELD {
+            (calls >> 1, fails >> 1)
+        } else {
+            (calls, fails)
+        };
+        let calls = calls + 1;
+        let fails = fails + u64::from(failure);
         let next = (stamp << 40) | (calls << 20) | fails;
         match bucket.compare_exchange_weak(cur, next, Ordering::SeqCst, Ordering::Acquire) {
             Ok(_) => {
@@ -1851,9 +1913,11 @@ mod tests {
         assert_eq!(breaker.metrics().failures, 0);
     }
 
-    /// A success into a bucket whose call count is full leaves it full; a failure still counts.
+    /// A full bucket is halved, calls and failures alike, so its failure rate is kept: 2^20 - 1
+    /// calls of which a third failed stay a third failed, where capping the calls alone would
+    /// have let further failures raise the rate.
     #[test]
-    fn a_full_bucket_stays_full() {
+    fn a_full_bucket_is_halved_keeping_its_rate() {
         let breaker = time_window(1);
         let Window::Buckets { buckets, .. } = breaker.window() else {
             panic!("a time window");
@@ -1863,14 +1927,18 @@ mod tests {
             .iter()
             .find(|b| b.load(super::Ordering::Acquire) != 0)
             .expect("the started bucket");
-        let full = bucket.load(super::Ordering::Acquire) | (super::BUCKET_FIELD << 20);
-        bucket.store(full, super::Ordering::Release);
+        let full = super::BUCKET_FIELD;
+        let third = full / 3;
+        let stamp = bucket.load(super::Ordering::Acquire) >> 40;
+        bucket.store(stamp << 40 | full << 20 | third, super::Ordering::Release);
         record(&breaker, 1, 0);
-        assert_eq!(bucket.load(super::Ordering::Acquire), full);
-        assert_eq!(breaker.metrics().calls, super::BUCKET_FIELD);
+        let m = breaker.metrics();
+        assert_eq!((m.calls, m.failures), ((full >> 1) + 1, third >> 1));
         record(&breaker, 0, 1);
-        assert_eq!(breaker.metrics().failures, 1);
-        assert_eq!(breaker.metrics().calls, super::BUCKET_FIELD);
+        let m = breaker.metrics();
+        assert_eq!((m.calls, m.failures), ((full >> 1) + 2, (third >> 1) + 1));
+        let rate = m.failure_rate.expect("past min_calls");
+        assert!((rate - 1.0 / 3.0).abs() < 1e-3, "rate {rate}");
     }
 
     /// Sets of buckets in use, and how many of them hold any outcome.

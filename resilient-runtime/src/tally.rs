@@ -7,8 +7,9 @@
 //! outage makes every worker reject), so each thread counts into a slot of its own instead:
 //! a thread leases a slot index for its lifetime (`LEASES`, returned by a thread-local's
 //! destructor), only the holder of an index writes that slot, so a plain load and store
-//! suffice, and a reader sums the slots. A thread that finds every index taken, or that runs
-//! after its thread-local was destroyed, uses the shared counter.
+//! suffice, and a reader sums the slots. A thread that finds every index taken (it asks once,
+//! at its first rejection, and keeps the answer for its life), or that runs after its
+//! thread-local was destroyed, uses the shared counter.
 //!
 //! The slots are allocated at a breaker's first rejection: a breaker that never rejects keeps
 //! one word. Each slot has a cache line pair of its own, so two workers never share one.

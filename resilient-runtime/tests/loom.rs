@@ -387,6 +387,38 @@ mod loom_breaker {
         });
     }
 
+    /// Regression (found in review): the time window's success fast path read `last_failure`
+    /// before its compare-and-swap, so a failure could record and judge the rule entirely in
+    /// between, without seeing the success, while the success judged nothing. With `min_calls`
+    /// that success is the outcome that opens the breaker (DESIGN.md 4.1: the rule is
+    /// evaluated after every recorded outcome, successes included). It now reads
+    /// `last_failure` after its add, as the general path does.
+    #[test]
+    fn fast_path_success_racing_a_failure_still_trips() {
+        check("breaker fast-path success racing a failure", || {
+            let mut config = BreakerConfig::new(TripRule::RateOverTime {
+                failure_rate: 0.3,
+                window: HOUR,
+                min_calls: 3,
+            });
+            config.cooldown = HOUR;
+            let b = Arc::new(CircuitBreaker::new("loom", config).unwrap());
+            // One success starts the bucket, so the next success takes the fast path.
+            let t = b.try_acquire().unwrap();
+            b.record(t, false);
+            let ok = b.try_acquire().unwrap();
+            let bad = b.try_acquire().unwrap();
+            let success = {
+                let b = b.clone();
+                thread::spawn(move || b.record(ok, false))
+            };
+            b.record(bad, true);
+            success.join().unwrap();
+            // 3 calls, 1 failure: 0.33 >= 0.3 with min_calls reached, whichever came last.
+            assert_eq!(b.state(), CircuitState::Open, "{:?}", b.metrics());
+        });
+    }
+
     /// The same across a whole open, half-open, closed round: a closed-state outcome held
     /// through it does not count in the next closed cycle, while that cycle's trial closes it.
     #[test]
