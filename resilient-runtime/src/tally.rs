@@ -11,17 +11,18 @@
 //! at its first rejection, and keeps the answer for its life), or that runs after its
 //! thread-local was destroyed, uses the shared counter.
 //!
-//! The slots are allocated at a breaker's first rejection: a breaker that never rejects keeps
-//! one word. Each slot has a cache line pair of its own, so two workers never share one.
+//! The slots (and the shared counter) are allocated at a breaker's first rejection, 2 KiB: a
+//! breaker that never rejects keeps one word. Each slot has a cache line pair of its own, so
+//! two workers never share one.
 
-use crate::sync::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Slot indices that can be leased at once; later threads share the fallback counter.
 const SLOTS: usize = 16;
 
 /// Taken slot indices, one bit each.
-static LEASES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+static LEASES: AtomicU32 = AtomicU32::new(0);
 
 /// This thread's slot index, leased on first use and given back when the thread exits.
 struct Lease(Option<usize>);
@@ -67,23 +68,26 @@ fn lease() -> Option<usize> {
     LEASE.try_with(|lease| lease.0).ok().flatten()
 }
 
-/// One counter, split across threads.
+/// One counter, split across threads: one word in the breaker until its first addition.
 pub(crate) struct Tally {
-    shared: AtomicU64,
-    /// A thin pointer, so a breaker that never rejects pays one word for it.
-    #[allow(clippy::box_collection)]
-    slots: OnceLock<Box<[Slot; SLOTS]>>,
+    slots: OnceLock<Box<Slots>>,
 }
 
-/// std's atomic even under loom: the slots are never made there (see `add_one`).
+/// The shared counter and the leased slots. std's atomics even under loom: a counter that
+/// only grows has no interleaving worth modelling.
+#[derive(Default)]
+struct Slots {
+    shared: Slot,
+    leased: [Slot; SLOTS],
+}
+
 #[derive(Default)]
 #[repr(align(128))]
-struct Slot(std::sync::atomic::AtomicU64);
+struct Slot(AtomicU64);
 
 impl Tally {
-    pub(crate) fn new() -> Tally {
+    pub(crate) const fn new() -> Tally {
         Tally {
-            shared: AtomicU64::new(0),
             slots: OnceLock::new(),
         }
     }
@@ -91,28 +95,27 @@ impl Tally {
     /// Adds one.
     #[inline]
     pub(crate) fn add_one(&self) {
-        // Loom models the shared counter only: the slots' one writer needs no model.
-        if !cfg!(loom) {
-            if let Some(index) = lease() {
-                let slot = &self.slots.get_or_init(Box::default)[index].0;
-                // Only this thread writes this slot while it holds the lease.
-                slot.store(slot.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-                return;
-            }
+        let slots = self.slots.get_or_init(Box::default);
+        if let Some(index) = lease() {
+            let slot = &slots.leased[index].0;
+            // Only this thread writes this slot while it holds the lease.
+            slot.store(slot.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        } else {
+            slots.shared.0.fetch_add(1, Ordering::Relaxed);
         }
-        self.shared.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The count: every slot and the shared counter. Additions that are still in flight may
     /// be missed, as with any counter read while others write it.
     pub(crate) fn get(&self) -> u64 {
-        let slots = self.slots.get().map_or(0, |slots| {
-            slots
-                .iter()
-                .map(|slot| slot.0.load(Ordering::Relaxed))
-                .sum()
-        });
-        self.shared.load(Ordering::Relaxed) + slots
+        self.slots.get().map_or(0, |slots| {
+            slots.shared.0.load(Ordering::Relaxed)
+                + slots
+                    .leased
+                    .iter()
+                    .map(|slot| slot.0.load(Ordering::Relaxed))
+                    .sum::<u64>()
+        })
     }
 }
 
