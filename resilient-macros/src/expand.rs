@@ -185,8 +185,8 @@ pub(crate) fn body(input: &Input<'_>) -> TokenStream {
             Kind::CircuitBreaker | Kind::Timeout | Kind::Bulkhead
         )
     });
-    let make_stack = if rejects {
-        // The `E: From<resilient::Error>` bound is checked by this call: spread it over the
+    let (make_stack, finish) = if rejects {
+        // The `E: From<resilient::Error>` bound is checked by these calls: spread it over the
         // return type, so rustc reports a missing impl there and not at the attribute.
         let (first, last) = match &input.sig.output {
             ReturnType::Type(_, ty) => first_last(&quote!(#ty)),
@@ -194,9 +194,11 @@ pub(crate) fn body(input: &Input<'_>) -> TokenStream {
         };
         let mut call = located_at(quote!(#p::), first);
         call.extend(located_at(quote!(stack()), last));
-        call
+        let mut finish = located_at(quote!(#p::), first);
+        finish.extend(located_at(quote!(finish), last));
+        (call, quote!(#finish(#stack, #value)))
     } else {
-        quote!(#p::plain_stack())
+        (quote!(#p::plain_stack()), quote!(#stack.finish(#value)))
     };
     let warning_items = input.warnings.iter().map(|w| {
         let ty = Ident::new(w.name, Span::call_site());
@@ -214,7 +216,7 @@ pub(crate) fn body(input: &Input<'_>) -> TokenStream {
         #(#warning_items)*
         #(#warning_uses)*
         let #stack = #make_stack;
-        #stack.finish(#value)
+        #finish
     }
 }
 
