@@ -357,6 +357,22 @@ mod loom_breaker {
         }
     }
 
+    /// A time-window breaker (`min_calls = 3`, an hour's window and cooldown) whose current
+    /// bucket one success has started, so that the next success takes the fast path
+    /// (`Window::add_success`).
+    fn started_time_window(failure_rate: f64) -> Arc<CircuitBreaker> {
+        let mut config = BreakerConfig::new(TripRule::RateOverTime {
+            failure_rate,
+            window: HOUR,
+            min_calls: 3,
+        });
+        config.cooldown = HOUR;
+        let b = Arc::new(CircuitBreaker::new("loom", config).unwrap());
+        let t = b.try_acquire().unwrap();
+        b.record(t, false);
+        b
+    }
+
     /// The time window's success fast path (`Window::add_success`) skips the cycle check and
     /// relies on the bucket's stamp: a success admitted before a reset, racing with the reset
     /// and with the new cycle's first success into the same bucket, must not count in the new
@@ -364,16 +380,7 @@ mod loom_breaker {
     #[test]
     fn stale_success_on_the_fast_path_is_not_counted_in_a_later_cycle() {
         check("breaker stale_success fast path", || {
-            let mut config = BreakerConfig::new(TripRule::RateOverTime {
-                failure_rate: 1.0,
-                window: HOUR,
-                min_calls: 3,
-            });
-            config.cooldown = HOUR;
-            let b = Arc::new(CircuitBreaker::new("loom", config).unwrap());
-            // The old cycle's bucket is started, so the stale success takes the fast path.
-            let t = b.try_acquire().unwrap();
-            b.record(t, false);
+            let b = started_time_window(1.0);
             let stale = b.try_acquire().unwrap();
             let recorder = {
                 let b = b.clone();
@@ -396,16 +403,7 @@ mod loom_breaker {
     #[test]
     fn fast_path_success_racing_a_failure_still_trips() {
         check("breaker fast-path success racing a failure", || {
-            let mut config = BreakerConfig::new(TripRule::RateOverTime {
-                failure_rate: 0.3,
-                window: HOUR,
-                min_calls: 3,
-            });
-            config.cooldown = HOUR;
-            let b = Arc::new(CircuitBreaker::new("loom", config).unwrap());
-            // One success starts the bucket, so the next success takes the fast path.
-            let t = b.try_acquire().unwrap();
-            b.record(t, false);
+            let b = started_time_window(0.3);
             let ok = b.try_acquire().unwrap();
             let bad = b.try_acquire().unwrap();
             let success = {
