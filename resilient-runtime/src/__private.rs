@@ -8,7 +8,8 @@
 //! the body panicked) gives its slot back. Only [`timeout`] wraps the inner layers in a future
 //! of their own, since it must be able to drop them. Nesting one `async fn` per layer, as this
 //! crate first did, copied each inner future into its parent and cost about twice as much.
-//! [`Stack::finish`] converts to the user's `E` once, outermost.
+//! [`finish`] (a stack that can reject: `E::from` called directly) or [`Stack::finish`] (a
+//! `#[retry]`/`#[fallback]`-only stack) converts to the user's `E` once, outermost.
 #![allow(
     missing_docs,
     clippy::missing_errors_doc,
