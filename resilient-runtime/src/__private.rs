@@ -59,12 +59,13 @@ pub fn stack<E: crate::FromResilience>() -> Stack<E> {
 /// [`Stack::finish`] for a stack that can reject: `E::from` is called directly, so it can be
 /// inlined. Through `Stack`'s function pointer the 40-byte `Error` was first copied into the
 /// call's argument, right after the rejecting layer wrote it (a stalled copy, `perf annotate`).
+/// The stack is taken only so that the expansion's `__stack` is used in every stack (a lone
+/// timeout or bulkhead uses it nowhere else); the conversion needs nothing from it.
 #[inline]
 pub fn finish<T, E: crate::FromResilience>(
-    stack: Stack<E>,
+    _stack: Stack<E>,
     out: Result<T, Outcome<E>>,
 ) -> Result<T, E> {
-    let _ = stack;
     match out {
         Ok(v) => Ok(v),
         Err(Outcome::Failed(e)) => Err(e),
@@ -80,7 +81,8 @@ pub fn plain_stack<E>() -> Stack<E> {
 }
 
 impl<E> Stack<E> {
-    /// The outermost step: back to the function's own `Result<T, E>`.
+    /// The outermost step of a `#[retry]`/`#[fallback]`-only stack, back to the function's own
+    /// `Result<T, E>` (a stack that can reject ends in [`finish`]).
     #[inline]
     pub fn finish<T>(self, out: Result<T, Outcome<E>>) -> Result<T, E> {
         match out {

@@ -1295,21 +1295,19 @@ impl Window {
         {
             return Added::No;
         }
-        // Sequentially consistent, as in `add_to_bucket`.
-        if let Err(now) =
-            bucket.compare_exchange(cur, cur + (1 << 20), Ordering::SeqCst, Ordering::Acquire)
+        // Sequentially consistent, as in `add_to_bucket`. A strong compare-and-swap fails only
+        // when the bucket changed: another recorder collided with this one.
+        if bucket
+            .compare_exchange(cur, cur + (1 << 20), Ordering::SeqCst, Ordering::Acquire)
+            .is_err()
         {
-            if now != cur {
-                stripes.contended();
-            }
+            stripes.contended();
             return Added::No;
         }
-        // A failure leaves the window once its bucket is ten buckets old.
-        let newest = last_failure.load(Ordering::Acquire);
-        if newest == 0 || epoch.saturating_sub(newest - 1) >= 10 {
-            Added::Done
-        } else {
+        if failure_in_window(last_failure, epoch) {
             Added::Judge(epoch)
+        } else {
+            Added::Done
         }
     }
 
@@ -1438,9 +1436,7 @@ impl Window {
                 if written.contended {
                     stripes.contended();
                 }
-                // A failure leaves the window once its bucket is ten buckets old.
-                let newest = last_failure.load(Ordering::Acquire);
-                if !failure && (newest == 0 || epoch.saturating_sub(newest - 1) >= 10) {
+                if !failure && !failure_in_window(last_failure, epoch) {
                     return Verdict::Stay;
                 }
                 let (calls, fails) = self.counts(epoch, generation);
@@ -1559,6 +1555,15 @@ fn ring_failures(count: u64, calls: u64) -> u64 {
     } else {
         count.min(calls)
     }
+}
+
+/// Whether a time window at period `epoch` still holds a failure: one leaves it once its
+/// bucket is ten buckets old. `last_failure` is the newest failure's period plus one (0: none).
+/// Only then can a success change the rule's verdict.
+#[inline]
+fn failure_in_window(last_failure: &AtomicU64, epoch: u64) -> bool {
+    let newest = last_failure.load(Ordering::Acquire);
+    newest != 0 && epoch.saturating_sub(newest - 1) < 10
 }
 
 /// The stamp of the bucket that `now` falls in, for cycle `generation`: ten epochs further per
