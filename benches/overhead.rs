@@ -245,6 +245,19 @@ fn rendezvous(ready: &AtomicUsize) {
 /// Defines one case: `init` (async, run inside the runtime) builds the policy, which is cloned
 /// per worker in two-worker mode; `call` is one call of the loop, with `$s` the policy and `$x`
 /// the argument. The loop's result goes through `black_box`.
+/// The measured loop of one task: `iters` calls, each result kept alive, and the time taken.
+macro_rules! timed_loop {
+    ($iters:expr, |$x:ident| $call:expr) => {{
+        let start = Stamp::now();
+        for i in 0..$iters {
+            let $x = black_box(i);
+            let out = $call;
+            black_box(&out);
+        }
+        start.elapsed()
+    }};
+}
+
 macro_rules! case {
     ($g:expr, $rt:expr, $mode:expr, $name:expr, |$s:ident| $init:expr, |$x:ident| $call:expr) => {{
         let rt: &Runtime = $rt;
@@ -258,13 +271,7 @@ macro_rules! case {
                     tokio::spawn(async move {
                         #[allow(unused_mut, unused_variables, clippy::let_unit_value)]
                         let mut $s = $init;
-                        let start = Stamp::now();
-                        for i in 0..iters {
-                            let $x = black_box(i);
-                            let out = $call;
-                            black_box(&out);
-                        }
-                        start.elapsed()
+                        timed_loop!(iters, |$x| $call)
                     })
                     .await
                     .expect("bench task")
@@ -285,13 +292,7 @@ macro_rules! case {
                         let arrived = Arc::clone(&ready);
                         tasks.push(tokio::spawn(async move {
                             rendezvous(&arrived);
-                            let start = Stamp::now();
-                            for i in 0..iters {
-                                let $x = black_box(i);
-                                let out = $call;
-                                black_box(&out);
-                            }
-                            start.elapsed()
+                            timed_loop!(iters, |$x| $call)
                         }));
                         // The second task is spawned only once the first runs (and so holds
                         // its worker, spinning): spawned together, one worker could take both
