@@ -122,10 +122,16 @@
 //!   `NoRuntime` (after the body has started) instead of tokio's panic. A retry with a non-zero backoff returns `NoRuntime` when the stack can carry a
 //!   rejection and the last error otherwise (a `#[retry]`/`#[fallback]`-only stack's `E` need
 //!   not convert from `resilient::Error`); a bulkhead needs no timer unless a caller queues with
-//!   `max_wait`. A runtime built *without the time driver* makes tokio panic when the first
-//!   timer is created: tokio offers no way to ask, so only a missing runtime is detected. (A
-//!   `#[timeout]` creates its timer only once the body first waits, so there the panic comes
-//!   after the body has started, and a body that completes without waiting needs no timer.)
+//!   `max_wait`.
+//! - **A runtime built without the time driver** (no `enable_time`/`enable_all`) counts as no
+//!   runtime for every policy that needs a timer: `NoRuntime`, the same answers as above. Tokio
+//!   panics when a timer is created there and offers no way to ask, so the first time a thread
+//!   needs a timer in a runtime, one is created under `catch_unwind` with that panic's message
+//!   held back from the panic hook (other threads' panics pass through to the installed hook),
+//!   and the answer is kept for that thread and runtime. This happens only where a call is about
+//!   to wait, never on a fast path. A `#[timeout]` creates its timer once the body first waits,
+//!   so there the body has started when it gets `NoRuntime`; a body that never waits needs no
+//!   timer and runs through.
 //! - **`args = (..)`** passes the listed arguments in the listed order.
 
 #![doc(test(no_crate_inject, attr(deny(warnings), allow(dead_code))))]

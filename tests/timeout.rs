@@ -427,6 +427,65 @@ fn a_local_set_outside_a_runtime_gets_no_runtime_not_a_panic() {
     );
 }
 
+// A runtime built without the time driver has no timers either: tokio panics when one is
+// created and offers no query, so the runtime tries one once per thread (with the caught
+// panic's message held back) and the policy returns `NoRuntime` (DESIGN.md 5). The timer is
+// created at the body's first wait, so the body has started; one that never waits needs none.
+#[timeout("200ms", name = "timeout.no_time_driver")]
+async fn waits_once(polls: &AtomicU32, wait: bool) -> Result<u32, E> {
+    polls.fetch_add(1, Ordering::SeqCst);
+    if wait {
+        tokio::task::yield_now().await;
+    }
+    polls.fetch_add(1, Ordering::SeqCst);
+    Ok(1)
+}
+
+#[test]
+fn a_runtime_without_the_time_driver_gets_no_runtime_not_a_panic() {
+    static WORKER_POLLS: AtomicU32 = AtomicU32::new(0);
+    let no_runtime = Err(E::R(Error::NoRuntime {
+        name: "timeout.no_time_driver",
+    }));
+    let current = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let polls = AtomicU32::new(0);
+    assert_eq!(current.block_on(waits_once(&polls, true)), no_runtime);
+    assert_eq!(polls.load(Ordering::SeqCst), 1, "dropped at its first wait");
+    assert_eq!(current.block_on(waits_once(&polls, false)), Ok(1));
+    assert_eq!(
+        polls.load(Ordering::SeqCst),
+        3,
+        "a body that never waits runs through"
+    );
+
+    // On worker threads, in spawned tasks (the task-id check), each thread asking on its own.
+    let workers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("runtime");
+    let outs = workers.block_on(async {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| tokio::spawn(waits_once(&WORKER_POLLS, true)))
+            .collect();
+        let mut outs = Vec::new();
+        for task in tasks {
+            outs.push(task.await.expect("no panic in the task"));
+        }
+        outs
+    });
+    assert!(outs.iter().all(|out| *out == no_runtime), "{outs:?}");
+    assert_eq!(WORKER_POLLS.load(Ordering::SeqCst), 8);
+
+    // The same thread in a runtime with time: timers again.
+    let with_time = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    assert_eq!(with_time.block_on(waits_once(&polls, true)), Ok(1));
+}
+
 #[tokio::test(start_paused = true)]
 async fn in_a_task_and_in_block_on_the_timeout_still_fires() {
     // `block_on`'s own future: no task id, the handle is looked up.

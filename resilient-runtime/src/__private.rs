@@ -148,9 +148,10 @@ where
 {
     match crate::chaos::verdict(policies) {
         crate::chaos::Verdict::Run => {}
-        // Outside a runtime there is no timer: the latency fault is skipped rather than panic.
+        // Without a runtime with time there is no timer: the latency fault is skipped rather
+        // than panic.
         crate::chaos::Verdict::Delay(d) => {
-            if !d.is_zero() && tokio::runtime::Handle::try_current().is_ok() {
+            if !d.is_zero() && crate::timer::available() {
                 tokio::time::sleep(d).await;
             }
         }
@@ -424,8 +425,8 @@ where
                 }
                 if timer.is_none() {
                     // `in_runtime` trusted a task id; creating the timer needs the runtime
-                    // itself (this clones its handle, as creating the timer does anyway).
-                    if tokio::runtime::Handle::try_current().is_err() {
+                    // itself, with its time driver (`timer::available`).
+                    if !crate::timer::available() {
                         return Poll::Ready((
                             Err(Outcome::Rejected(Error::NoRuntime { name: site.name() })),
                             None,
@@ -736,7 +737,7 @@ impl<T, E> Retry<T, E> {
         if self.out_of_time(delay) {
             return ControlFlow::Break(Err(err));
         }
-        if !delay.is_zero() && tokio::runtime::Handle::try_current().is_err() {
+        if !delay.is_zero() && !crate::timer::available() {
             let name = self.site.name();
             return ControlFlow::Break(Err(match self.stack.conv {
                 Some(_) => Outcome::Rejected(Error::NoRuntime { name }),

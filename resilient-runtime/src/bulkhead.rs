@@ -373,9 +373,8 @@ impl Bulkhead {
         // `None`: admitted; `Some`: queued, with its guard, `max_wait` and the queue's length.
         let arrival = self.with(|state| {
             let config = state.config;
-            // Only a queued caller with `max_wait` needs a timer, hence a runtime.
-            let no_runtime =
-                config.max_wait.is_some() && tokio::runtime::Handle::try_current().is_err();
+            // Only a queued caller with `max_wait` needs a timer, hence a runtime with time.
+            let no_runtime = config.max_wait.is_some() && !crate::timer::available();
             // One step decides: take the permit a release freed since the lock-free try, or
             // join the queue, or neither (full, or no runtime to wait with).
             let (mut admitted, mut full) = (false, false);

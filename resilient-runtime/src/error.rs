@@ -43,7 +43,8 @@ pub enum Error {
         /// The policy whose calls the fault was injected into.
         name: &'static str,
     },
-    /// A policy that needs a timer was called outside a tokio runtime.
+    /// A policy that needs a timer was called outside a tokio runtime, or in one built without
+    /// the time driver.
     NoRuntime {
         /// The policy that needed the runtime.
         name: &'static str,

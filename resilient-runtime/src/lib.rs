@@ -34,6 +34,7 @@ mod registry;
 mod retry;
 mod sync;
 mod tally;
+mod timer;
 
 pub use bulkhead::{Bulkhead, BulkheadConfig, BulkheadPermit};
 pub use circuit_breaker::{
