@@ -293,3 +293,60 @@ async fn a_breaker_over_a_timeout_stamps_outcomes_at_completion() {
     sleep(ms(1_000)).await;
     assert_eq!(b.metrics().calls, 0, "out of the window at 20.5 s");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The outermost `#[retry]`s and `#[fallback]`s return a success from the function at once (the
+// expansion's fast path). Every layer still sees it: the breaker under the retry records it,
+// and a fallback between two retry-separated layers does not run its handler.
+
+static EARLY: AtomicU32 = AtomicU32::new(0);
+
+async fn handled(_e: E) -> Result<u32, E> {
+    Ok(500)
+}
+
+#[fallback(handled, args = (), name = "stack_early.outer")]
+#[retry(attempts = 4, backoff = "0s", name = "stack_early.retry")]
+#[fallback(retry_on, args = (), on = is_odd, name = "stack_early.inner")]
+#[circuit_breaker(failure_rate = 0.9, last = 10, name = "stack_early.breaker")]
+async fn early(failures: u32) -> Result<u32, E> {
+    let n = EARLY.fetch_add(1, SeqCst) + 1;
+    if n <= failures {
+        Err(E::Body(n))
+    } else {
+        Ok(n)
+    }
+}
+
+fn is_odd(e: &E) -> bool {
+    matches!(e, E::Body(n) if n % 2 == 1)
+}
+
+/// The inner fallback turns an odd failure into an even one, which the retry retries.
+async fn retry_on(e: E) -> Result<u32, E> {
+    match e {
+        E::Body(n) => Err(E::Body(n + 1)),
+        other @ E::R(_) => Err(other),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_success_under_outer_retries_and_fallbacks_is_seen_by_every_layer() {
+    // Two failures (the inner fallback answers each with an error), then a success on the
+    // third attempt: the function returns it, and no handler's value replaces it.
+    assert_eq!(early(2).await, Ok(3));
+    let breaker = resilient::breaker("stack_early.breaker").expect("created by the call");
+    let m = breaker.metrics();
+    assert_eq!(
+        (m.calls, m.failures),
+        (3, 2),
+        "the breaker recorded the success"
+    );
+    // At once: one attempt, one success.
+    assert_eq!(early(0).await, Ok(4));
+    let m = breaker.metrics();
+    assert_eq!((m.calls, m.failures), (4, 2));
+    // Every attempt fails: the retry gives up and the outer fallback answers.
+    assert_eq!(early(u32::MAX).await, Ok(500));
+    assert_eq!(EARLY.load(SeqCst), 8);
+}

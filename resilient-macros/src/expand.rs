@@ -119,16 +119,28 @@ struct Ctx<'a> {
     /// The `Stack<E>` local.
     stack: Ident,
     params: Vec<Param>,
+    /// The outermost policies when they are `#[retry]`s and `#[fallback]`s: the innermost of
+    /// them returns a success from the function at once (see [`early_success`]).
+    outer_group: Vec<(Kind, Ident)>,
 }
 
 /// Returns the statements of the new body.
 pub(crate) fn body(input: &Input<'_>) -> TokenStream {
     let krate = &input.krate;
+    let names = static_names(input.policies);
+    let outer_group = input
+        .policies
+        .iter()
+        .zip(&names)
+        .take_while(|(policy, _)| matches!(policy.kind, Kind::Retry | Kind::Fallback))
+        .map(|(policy, name)| (policy.kind, name.clone()))
+        .collect();
     let cx = Ctx {
         input,
         p: quote!(__resilient),
         stack: Ident::new("__stack", Span::mixed_site()),
         params: params::analyse(input.sig),
+        outer_group,
     };
     let p = &cx.p;
     let stack = &cx.stack;
@@ -142,18 +154,8 @@ pub(crate) fn body(input: &Input<'_>) -> TokenStream {
     let mut expr = innermost(&cx);
     let mut statics = Vec::with_capacity(input.policies.len());
     let mut decls = Vec::with_capacity(input.policies.len());
-    let mut counts = [0usize; 5];
     for (index, policy) in input.policies.iter().enumerate().rev() {
-        let kind_index = Kind::ALL
-            .iter()
-            .position(|k| *k == policy.kind)
-            .unwrap_or(0);
-        counts[kind_index] += 1;
-        let mut static_name = format!("__RESILIENT_{}", policy.kind.attr_name().to_uppercase());
-        if counts[kind_index] > 1 {
-            static_name = format!("{static_name}_{}", counts[kind_index]);
-        }
-        let st = Ident::new(&static_name, Span::call_site());
+        let st = &names[index];
         let variant = Ident::new(
             match policy.kind {
                 Kind::CircuitBreaker => "Breaker",
@@ -165,7 +167,7 @@ pub(crate) fn body(input: &Input<'_>) -> TokenStream {
             Span::call_site(),
         );
         decls.push(quote!(#p::Decl::#variant(&#st)));
-        let (item, wrapped) = layer(&cx, index, policy, &st, &expr);
+        let (item, wrapped) = layer(&cx, index, policy, st, &expr);
         statics.push(item);
         expr = wrapped;
     }
@@ -220,14 +222,67 @@ pub(crate) fn body(input: &Input<'_>) -> TokenStream {
     }
 }
 
+/// Each policy's static, `__RESILIENT_<KIND>`, numbered from the innermost when a kind
+/// appears twice (`_2` for the outer one).
+fn static_names(policies: &[Policy]) -> Vec<Ident> {
+    let mut counts = [0usize; 5];
+    let mut names: Vec<Ident> = policies
+        .iter()
+        .rev()
+        .map(|policy| {
+            let kind_index = Kind::ALL
+                .iter()
+                .position(|k| *k == policy.kind)
+                .unwrap_or(0);
+            counts[kind_index] += 1;
+            let mut name = format!("__RESILIENT_{}", policy.kind.attr_name().to_uppercase());
+            if counts[kind_index] > 1 {
+                name = format!("{name}_{}", counts[kind_index]);
+            }
+            Ident::new(&name, Span::call_site())
+        })
+        .collect();
+    names.reverse();
+    names
+}
+
+/// For the innermost of the outermost `#[retry]`s and `#[fallback]`s (policy `index`), with
+/// its result in `value`: a success is the function's result, so it is returned at once, with
+/// each of those layers told (for its metrics), instead of passing through the retry's
+/// decision, the fallback's match and the stack's conversion. Each of those moves the result
+/// through memory, and the copies cost the full stack ~10 ns (`perf annotate`). Only there: a
+/// `return` inside a timeout's `async` block, or under a breaker or bulkhead, would skip them.
+fn early_success(cx: &Ctx<'_>, index: usize, value: &Ident) -> TokenStream {
+    if index + 1 != cx.outer_group.len() {
+        return TokenStream::new();
+    }
+    let p = &cx.p;
+    let v = Ident::new("__v", Span::mixed_site());
+    let retry = Ident::new("__retry", Span::mixed_site());
+    let mut ok = quote!(#v);
+    for (kind, st) in cx.outer_group.iter().rev() {
+        ok = if *kind == Kind::Retry {
+            quote!(#retry.succeeded(#ok))
+        } else {
+            quote!(#p::fallback_succeeded(&#st, #ok))
+        };
+    }
+    quote! {
+        if let #p::Ok(#v) = #value {
+            return #p::Ok(#ok);
+        }
+    }
+}
+
 /// What a layer wraps: an expression of the stack's `Result<T, Outcome<E>>`, evaluated in the
 /// function's future, and, when that expression merely awaits one future, that future (a
 /// timeout then wraps it directly instead of in an `async` block of its own).
 struct Inner {
     value: TokenStream,
     future: Option<TokenStream>,
-    /// `future` is a timeout: a breaker directly around it awaits `future.clocked()` instead,
-    /// which also yields the time the call completed (one clock read fewer).
+    /// `future` is a timeout: a breaker directly around it awaits `future.guarded(..)`
+    /// instead, which records the call with the time the timeout read at completion (one
+    /// clock read fewer).
     timeout: bool,
 }
 
@@ -324,7 +379,7 @@ fn layer(
             let failure = classify(p, b.failure.as_ref());
             let (call, rejected) = guard_idents();
             let exit = if let (true, Some(timeout)) = (inner_layers.timeout, &inner_layers.future) {
-                quote!(#call.exit_clocked(#stack, #failure, #timeout.clocked().await))
+                quote!(#timeout.guarded(#call, #stack, #failure).await)
             } else {
                 quote!(#call.exit(#stack, #failure, #inner))
             };
@@ -378,7 +433,7 @@ fn layer(
             let config = retry_config(p, r);
             (
                 quote!(static #st: #p::RetrySite = #p::RetrySite::new(&__RESILIENT_SITE, #opt_name, #config);),
-                Inner::value(retry_layer(cx, r, st, inner)),
+                Inner::value(retry_layer(cx, index, r, st, inner)),
             )
         }
         Args::Fallback(f) => (
@@ -390,7 +445,7 @@ fn layer(
                     .unwrap_or_default();
                 quote!(static #st: #p::FallbackSite = #p::FallbackSite::new(&__RESILIENT_SITE, #opt_name, #handler);)
             },
-            Inner::value(fallback_layer(cx, f, st, inner)),
+            Inner::value(fallback_layer(cx, index, f, st, inner)),
         ),
     }
 }
@@ -404,7 +459,13 @@ fn guard_idents() -> (Ident, Ident) {
 }
 
 /// A loop around the inner layers, each attempt with its own copies of the arguments.
-fn retry_layer(cx: &Ctx<'_>, r: &RetryArgs, st: &Ident, inner: &TokenStream) -> TokenStream {
+fn retry_layer(
+    cx: &Ctx<'_>,
+    index: usize,
+    r: &RetryArgs,
+    st: &Ident,
+    inner: &TokenStream,
+) -> TokenStream {
     let Ctx {
         input, p, stack, ..
     } = cx;
@@ -412,13 +473,17 @@ fn retry_layer(cx: &Ctx<'_>, r: &RetryArgs, st: &Ident, inner: &TokenStream) -> 
     let (touch, rebinds) = retry_rebinds(p, &cx.params, input.receiver.as_ref());
     let retry = Ident::new("__retry", Span::mixed_site());
     let out = Ident::new("__out", Span::mixed_site());
+    let attempt = Ident::new("__attempt", Span::mixed_site());
+    let early = early_success(cx, index, &attempt);
     quote! {
         {
             #touch
             let mut #retry = #p::Retry::new(&#st, #stack);
             loop {
                 #rebinds
-                if let #p::Flow::Break(#out) = #retry.next(#inner, #when) {
+                let #attempt = #inner;
+                #early
+                if let #p::Flow::Break(#out) = #retry.next(#attempt, #when) {
                     break #out;
                 }
                 if let #p::Flow::Break(#out) = #retry.pause().await {
@@ -430,7 +495,13 @@ fn retry_layer(cx: &Ctx<'_>, r: &RetryArgs, st: &Ident, inner: &TokenStream) -> 
 }
 
 /// The inner layers, then the handler on an accepted error.
-fn fallback_layer(cx: &Ctx<'_>, f: &FallbackArgs, st: &Ident, inner: &TokenStream) -> TokenStream {
+fn fallback_layer(
+    cx: &Ctx<'_>,
+    index: usize,
+    f: &FallbackArgs,
+    st: &Ident,
+    inner: &TokenStream,
+) -> TokenStream {
     let Ctx {
         input, p, stack, ..
     } = cx;
@@ -449,10 +520,12 @@ fn fallback_layer(cx: &Ctx<'_>, f: &FallbackArgs, st: &Ident, inner: &TokenStrea
     let (_, last) = first_last(&handler);
     let mut call = handler.clone();
     call.extend(located_at(quote!((#(#args,)* #err).await), last));
+    let early = early_success(cx, index, &out);
     quote! {
         {
             #preclones
             let #out = #inner;
+            #early
             match #p::fallback(&#st, #stack, #on, #out) {
                 #p::Flow::Break(#out) => #out,
                 #p::Flow::Continue(#err) => #p::lift(#call),

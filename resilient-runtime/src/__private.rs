@@ -245,19 +245,6 @@ impl BreakerCall {
         self.exit_at(stack, failure, out, None)
     }
 
-    /// [`exit`](Self::exit) for a breaker directly around a timeout: the timeout's reading of
-    /// the clock at completion is the breaker's too (one clock read fewer per call).
-    #[inline(always)]
-    #[allow(clippy::inline_always)] // measured: LLVM declines `#[inline]` here (callgrind)
-    pub fn exit_clocked<T, E, C: Classify<E>>(
-        self,
-        stack: Stack<E>,
-        failure: C,
-        (out, completed): Completed<T, E>,
-    ) -> Result<T, Outcome<E>> {
-        self.exit_at(stack, failure, out, completed)
-    }
-
     #[inline(always)]
     #[allow(clippy::inline_always)] // measured: LLVM declines `#[inline]` here (callgrind)
     #[allow(clippy::needless_pass_by_value)] // the expansion passes the predicate by value
@@ -398,20 +385,24 @@ impl<T, E, F> Timeout<F>
 where
     F: Future<Output = Result<T, Outcome<E>>>,
 {
-    /// Polls the call; on completion, also the time it completed when this read the clock
-    /// for it (the body finished before the deadline).
+    /// Polls the call. When it completes before its deadline, `completed` gets the time this
+    /// read then. (Returned beside the result, as a tuple, the result was copied through
+    /// memory where the success and timed-out paths join, with a stalled load: `perf
+    /// annotate`.)
     #[inline]
-    fn poll_clocked(
+    fn poll_at(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Completed<T, E>> {
+        completed: &mut Option<Instant>,
+    ) -> std::task::Poll<Result<T, Outcome<E>>> {
         use std::task::Poll;
         match self.project() {
-            TimeoutProj::NoRuntime { site } => Poll::Ready((
-                Err(Outcome::Rejected(Error::NoRuntime { name: site.name() })),
-                None,
-            )),
-            TimeoutProj::Unlimited { fut } => fut.poll(cx).map(|out| (out, None)),
+            TimeoutProj::NoRuntime { site } => {
+                Poll::Ready(Err(Outcome::Rejected(Error::NoRuntime {
+                    name: site.name(),
+                })))
+            }
+            TimeoutProj::Unlimited { fut } => fut.poll(cx),
             TimeoutProj::Timed {
                 site,
                 start,
@@ -421,16 +412,16 @@ where
             } => {
                 // The body first, then the deadline (tokio's order).
                 if let Poll::Ready(out) = fut.poll(cx) {
-                    return Poll::Ready(finish_timed(site, *start, *deadline, Ok(out)));
+                    *completed = Some(finished(site, *start, *deadline, &out));
+                    return Poll::Ready(out);
                 }
                 if timer.is_none() {
                     // `in_runtime` trusted a task id; creating the timer needs the runtime
                     // itself, with its time driver (`timer::available`).
                     if !crate::timer::available() {
-                        return Poll::Ready((
-                            Err(Outcome::Rejected(Error::NoRuntime { name: site.name() })),
-                            None,
-                        ));
+                        return Poll::Ready(Err(Outcome::Rejected(Error::NoRuntime {
+                            name: site.name(),
+                        })));
                     }
                     timer.set(Some(tokio::task::unconstrained(tokio::time::sleep_until(
                         *deadline,
@@ -438,7 +429,7 @@ where
                 }
                 match timer.as_pin_mut().map(|t| t.poll(cx)) {
                     Some(Poll::Ready(())) => {
-                        Poll::Ready(finish_timed(site, *start, *deadline, Err(())))
+                        Poll::Ready(Err(Outcome::Rejected(timed_out(site, *start, *deadline))))
                     }
                     _ => Poll::Pending,
                 }
@@ -446,11 +437,21 @@ where
         }
     }
 
-    /// The same call, completing with its completion time too: for a breaker directly
-    /// around this timeout ([`BreakerCall::exit_clocked`]).
+    /// The same call under a breaker directly around this timeout: when it completes, the
+    /// breaker records it with the time the timeout read at completion (one clock read fewer
+    /// per call), inside this future's poll.
     #[inline]
-    pub fn clocked(self) -> Clocked<F> {
-        Clocked { timeout: self }
+    pub fn guarded<C: Classify<E>>(
+        self,
+        call: BreakerCall,
+        stack: Stack<E>,
+        failure: C,
+    ) -> Guarded<F, C, E> {
+        Guarded {
+            timeout: self,
+            exit: Some((call, failure)),
+            stack,
+        }
     }
 }
 
@@ -465,68 +466,73 @@ where
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        self.poll_clocked(cx).map(|(out, _)| out)
+        self.poll_at(cx, &mut None)
     }
 }
-
-/// A timed call's result, and the time it completed when the timeout read the clock for it.
-pub type Completed<T, E> = (Result<T, Outcome<E>>, Option<Instant>);
 
 pin_project_lite::pin_project! {
-    /// The future [`Timeout::clocked`] returns.
-    pub struct Clocked<F> {
+    /// The future [`Timeout::guarded`] returns.
+    pub struct Guarded<F, C, E> {
         #[pin]
         timeout: Timeout<F>,
+        // Taken when the call completes. Dropped before that (cancelled, or the body
+        // panicked), the breaker call's own guard gives the ticket back.
+        exit: Option<(BreakerCall, C)>,
+        stack: Stack<E>,
     }
 }
 
-impl<T, E, F> Future for Clocked<F>
+impl<T, E, F, C> Future for Guarded<F, C, E>
 where
     F: Future<Output = Result<T, Outcome<E>>>,
+    C: Classify<E>,
 {
-    type Output = Completed<T, E>;
+    type Output = Result<T, Outcome<E>>;
 
     #[inline]
     fn poll(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        self.project().timeout.poll_clocked(cx)
+        let this = self.project();
+        let mut completed = None;
+        let std::task::Poll::Ready(out) = this.timeout.poll_at(cx, &mut completed) else {
+            return std::task::Poll::Pending;
+        };
+        std::task::Poll::Ready(match this.exit.take() {
+            Some((call, failure)) => call.exit_at(*this.stack, failure, out, completed),
+            // Polled again after completing: the timeout has answered this already.
+            None => out,
+        })
     }
 }
 
-/// What a timed call's completion reports: its result (with an overrun warning when the body
-/// ran past the deadline without yielding), or the timeout. Inlined into the poll: the
+/// A timed call completed before its deadline: the time it completed, with an overrun
+/// warning when the body ran past the deadline without yielding. Inlined into the poll: the
 /// completed call's path is one clock read and a comparison; the rest is out of line.
 #[inline(always)]
 #[allow(clippy::inline_always)] // measured: LLVM declines `#[inline]` here (callgrind)
-fn finish_timed<T, E>(
+fn finished<T, E>(
     site: &'static TimeoutSite,
     start: Instant,
     deadline: Instant,
-    // `Err(())`: the deadline passed first.
-    result: Result<Result<T, Outcome<E>>, ()>,
-) -> Completed<T, E> {
-    if let Ok(out) = result {
-        let now = Instant::now();
-        // The limit and the time taken are derived only when reported: an `Instant`
-        // subtraction is ~55 instructions of std code, which a completed call does not need.
-        if now > deadline {
-            overran(site, start, deadline, now);
-        }
-        #[cfg(feature = "metrics")]
-        {
-            metrics::histogram!("resilient_call_duration_seconds", "name" => site.name())
-                .record(now.saturating_duration_since(start).as_secs_f64());
-            crate::metrics::call(site.name(), crate::metrics::outcome(&out));
-        }
-        (out, Some(now))
-    } else {
-        (
-            Err(Outcome::Rejected(timed_out(site, start, deadline))),
-            None,
-        )
+    out: &Result<T, Outcome<E>>,
+) -> Instant {
+    let now = Instant::now();
+    // The limit and the time taken are derived only when reported: an `Instant`
+    // subtraction is ~55 instructions of std code, which a completed call does not need.
+    if now > deadline {
+        overran(site, start, deadline, now);
     }
+    #[cfg(feature = "metrics")]
+    {
+        metrics::histogram!("resilient_call_duration_seconds", "name" => site.name())
+            .record(now.saturating_duration_since(start).as_secs_f64());
+        crate::metrics::call(site.name(), crate::metrics::outcome(out));
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = out;
+    now
 }
 
 /// The deadline passed first: the event, the metrics and the error.
@@ -699,6 +705,14 @@ impl<T, E> Retry<T, E> {
         }
     }
 
+    /// An attempt succeeded and the expansion returns its value from the function at once
+    /// (the retry is among the outermost layers): records what [`next`](Self::next) would.
+    #[inline]
+    pub fn succeeded<V>(&self, value: V) -> V {
+        crate::metrics::call(self.site.name(), "success");
+        value
+    }
+
     /// Decides after an attempt: `Break` with the result to return, or `Continue` when another
     /// attempt follows [`pause`](Self::pause).
     #[inline]
@@ -805,6 +819,14 @@ impl FallbackSite {
             None => self.site.key,
         }
     }
+}
+
+/// `#[fallback]` among the outermost layers, when the expansion returns a success from the
+/// function at once: records what [`fallback`] would.
+#[inline]
+pub fn fallback_succeeded<V>(site: &'static FallbackSite, value: V) -> V {
+    crate::metrics::call(site.name(), "success");
+    value
 }
 
 /// `#[fallback]`: `Continue(err)` when the handler should run with `err`, else `Break` with
