@@ -10,6 +10,11 @@
 //! crate first did, copied each inner future into its parent and cost about twice as much.
 //! [`finish`] (a stack that can reject: `E::from` called directly) or [`Stack::finish`] (a
 //! `#[retry]`/`#[fallback]`-only stack) converts to the user's `E` once, outermost.
+//!
+//! Two shortcuts keep the success path from copying its result through memory: a breaker
+//! directly around a timeout records the call inside the timeout's poll ([`Timeout::guarded`]),
+//! and when the outermost layers are `#[retry]`s and `#[fallback]`s, the innermost of them
+//! returns a success from the function at once ([`Retry::succeeded`], [`fallback_succeeded`]).
 #![allow(
     missing_docs,
     clippy::missing_errors_doc,
