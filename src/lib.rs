@@ -126,12 +126,14 @@
 //! - **A runtime built without the time driver** (no `enable_time`/`enable_all`) counts as no
 //!   runtime for every policy that needs a timer: `NoRuntime`, the same answers as above. Tokio
 //!   panics when a timer is created there and offers no way to ask, so the first time a thread
-//!   needs a timer in a runtime, one is created under `catch_unwind` with that panic's message
-//!   held back from the panic hook (other threads' panics pass through to the installed hook),
-//!   and the answer is kept for that thread and runtime. This happens only where a call is about
-//!   to wait, never on a fast path. A `#[timeout]` creates its timer once the body first waits,
-//!   so there the body has started when it gets `NoRuntime`; a body that never waits needs no
-//!   timer and runs through.
+//!   needs a timer in a runtime, one is created under `catch_unwind` and the answer is kept for
+//!   that thread and runtime. This happens only where a call is about to wait, never on a fast
+//!   path. The panic hook is not touched: in a runtime with time nothing panics; in one without,
+//!   the hook sees tokio's panic once per thread and runtime (by default it prints tokio's
+//!   message, which says to call `enable_time`) and the call returns `NoRuntime`. Under
+//!   `panic = "abort"` the process aborts with that message instead, as it did without the
+//!   check. A `#[timeout]` creates its timer once the body first waits, so there the body has
+//!   started when it gets `NoRuntime`; a body that never waits needs no timer and runs through.
 //! - **`args = (..)`** passes the listed arguments in the listed order.
 
 #![doc(test(no_crate_inject, attr(deny(warnings), allow(dead_code))))]

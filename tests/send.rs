@@ -5,6 +5,7 @@
 //! built, never polled: this file is a compile-time check.
 
 use std::fmt::Display;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -218,8 +219,25 @@ async fn stack_box() -> Result<u32, BoxError> {
     Ok(io().await?)
 }
 
+// A `!Send` success value that is only returned, never held across an `.await`, leaves the
+// future `Send`: the fallback's decision must not stay alive across its handler's `.await`.
+async fn rc_handler(_e: ApiError) -> Result<Rc<u32>, ApiError> {
+    tokio::task::yield_now().await;
+    Ok(Rc::new(0))
+}
+
+#[fallback(rc_handler, args = ())]
+#[retry(attempts = 2, backoff = "10ms")]
+#[circuit_breaker(threshold = 3)]
+#[timeout("1s")]
+async fn rc_value(x: u32) -> Result<Rc<u32>, ApiError> {
+    tokio::task::yield_now().await;
+    Ok(Rc::new(x))
+}
+
 #[test]
 fn every_shape_is_send() {
+    assert_send(&rc_value(1));
     assert_send(&breaker_box());
     assert_send(&bulkhead_box());
     assert_send(&stack_box());

@@ -521,15 +521,24 @@ fn fallback_layer(
     let mut call = handler.clone();
     call.extend(located_at(quote!((#(#args,)* #err).await), last));
     let early = early_success(cx, index, &out);
+    // The handler is awaited after the decision's `match`, not in one of its arms: a scrutinee
+    // lives to the end of its `match`, so the decision (holding the success value) would be
+    // held across the handler's `.await`, making the future `!Send` whenever `T` is.
+    // Named after the static, so two fallbacks (with a retry between) have their own labels.
+    let label = syn::Lifetime::new(
+        &format!("'{}", st.to_string().to_lowercase()),
+        Span::mixed_site(),
+    );
     quote! {
-        {
+        #label: {
             #preclones
             let #out = #inner;
             #early
-            match #p::fallback(&#st, #stack, #on, #out) {
-                #p::Flow::Break(#out) => #out,
-                #p::Flow::Continue(#err) => #p::lift(#call),
-            }
+            let #err = match #p::fallback(&#st, #stack, #on, #out) {
+                #p::Flow::Break(#out) => break #label #out,
+                #p::Flow::Continue(#err) => #err,
+            };
+            #p::lift(#call)
         }
     }
 }

@@ -370,6 +370,8 @@ pin_project_lite::pin_project! {
     #[project = TimeoutProj]
     pub enum Timeout<F> {
         NoRuntime { site: &'static TimeoutSite },
+        // Timed out, or found no timer after the body started: the body is gone.
+        Done { site: &'static TimeoutSite },
         Unlimited { #[pin] fut: F },
         Timed {
             site: &'static TimeoutSite,
@@ -396,18 +398,16 @@ where
     /// annotate`.)
     #[inline]
     fn poll_at(
-        self: std::pin::Pin<&mut Self>,
+        mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         completed: &mut Option<Instant>,
     ) -> std::task::Poll<Result<T, Outcome<E>>> {
         use std::task::Poll;
-        match self.project() {
-            TimeoutProj::NoRuntime { site } => {
-                Poll::Ready(Err(Outcome::Rejected(Error::NoRuntime {
-                    name: site.name(),
-                })))
-            }
-            TimeoutProj::Unlimited { fut } => fut.poll(cx),
+        let (site, error) = match self.as_mut().project() {
+            TimeoutProj::NoRuntime { site } => (*site, Error::NoRuntime { name: site.name() }),
+            // Polled again after timing out: there is nothing left to run.
+            TimeoutProj::Done { .. } => return Poll::Pending,
+            TimeoutProj::Unlimited { fut } => return fut.poll(cx),
             TimeoutProj::Timed {
                 site,
                 start,
@@ -420,26 +420,28 @@ where
                     *completed = Some(finished(site, *start, *deadline, &out));
                     return Poll::Ready(out);
                 }
-                if timer.is_none() {
+                let site = *site;
+                if timer.is_none() && !crate::timer::available() {
                     // `in_runtime` trusted a task id; creating the timer needs the runtime
                     // itself, with its time driver (`timer::available`).
-                    if !crate::timer::available() {
-                        return Poll::Ready(Err(Outcome::Rejected(Error::NoRuntime {
-                            name: site.name(),
-                        })));
+                    (site, Error::NoRuntime { name: site.name() })
+                } else {
+                    if timer.is_none() {
+                        timer.set(Some(tokio::task::unconstrained(tokio::time::sleep_until(
+                            *deadline,
+                        ))));
                     }
-                    timer.set(Some(tokio::task::unconstrained(tokio::time::sleep_until(
-                        *deadline,
-                    ))));
-                }
-                match timer.as_pin_mut().map(|t| t.poll(cx)) {
-                    Some(Poll::Ready(())) => {
-                        Poll::Ready(Err(Outcome::Rejected(timed_out(site, *start, *deadline))))
+                    match timer.as_pin_mut().map(|t| t.poll(cx)) {
+                        Some(Poll::Ready(())) => (site, timed_out(site, *start, *deadline)),
+                        _ => return Poll::Pending,
                     }
-                    _ => Poll::Pending,
                 }
             }
-        }
+        };
+        // The body (and its permits, and the user's `Drop`s) goes now, before the caller acts
+        // on the error: a breaker around records it next.
+        self.set(Timeout::Done { site });
+        Poll::Ready(Err(Outcome::Rejected(error)))
     }
 
     /// The same call under a breaker directly around this timeout: when it completes, the
@@ -506,7 +508,9 @@ where
         };
         std::task::Poll::Ready(match this.exit.take() {
             Some((call, failure)) => call.exit_at(*this.stack, failure, out, completed),
-            // Polled again after completing: the timeout has answered this already.
+            // Only a poll after completion gets here, and only after a timeout (a completed
+            // body panics when polled again, as any `async` block does); the timeout is `Done`
+            // and never answers, so this is unreachable in practice.
             None => out,
         })
     }
