@@ -370,7 +370,8 @@ pin_project_lite::pin_project! {
     #[project = TimeoutProj]
     pub enum Timeout<F> {
         NoRuntime { site: &'static TimeoutSite },
-        // Timed out, or found no timer after the body started: the body is gone.
+        // Timed out, or found no timer after the body started: the body is gone, and a poll
+        // after that is `Pending`. (`site` only because pin-project-lite needs a field.)
         Done { site: &'static TimeoutSite },
         Unlimited { #[pin] fut: F },
         Timed {
