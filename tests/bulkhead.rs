@@ -464,46 +464,29 @@ fn outside_a_runtime() {
         assert_eq!(holder.await, Ok(()));
         assert_eq!(ran.load(Ordering::SeqCst), 4);
     });
-}
 
-// In a runtime built without the time driver, queueing with `max_wait` has no timer either:
-// `NoRuntime`, not tokio's panic (DESIGN.md 5).
-#[bulkhead(
-    pool = 1,
-    queue = 1,
-    max_wait = "50ms",
-    name = "bulkhead.no_time_driver"
-)]
-async fn queues_without_time(gate: &futures::lock::Mutex<()>, ran: &AtomicUsize) -> Result<(), E> {
-    ran.fetch_add(1, Ordering::SeqCst);
-    let _open = gate.lock().await;
-    Ok(())
-}
-
-#[test]
-fn a_runtime_without_the_time_driver() {
+    // A runtime built without the time driver has no timer for `max_wait` either: the same
+    // `NoRuntime`, not tokio's panic (DESIGN.md 5).
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
-    let gate = futures::lock::Mutex::new(());
-    let ran = AtomicUsize::new(0);
     rt.block_on(async {
         let closed = gate.lock().await;
-        let mut holder = pin!(queues_without_time(&gate, &ran));
+        let mut holder = pin!(needs_timer(&gate, &ran));
         assert!(futures::poll!(holder.as_mut()).is_pending());
         assert_eq!(
-            queues_without_time(&gate, &ran).await,
+            needs_timer(&gate, &ran).await,
             Err(E::R(Error::NoRuntime {
-                name: "bulkhead.no_time_driver"
+                name: "bulkhead.needs_timer"
             }))
         );
-        assert_eq!(counts(handle("bulkhead.no_time_driver")), (1, 0, 0));
+        assert_eq!(counts(handle("bulkhead.needs_timer")), (1, 0, 0));
         drop(closed);
         assert_eq!(holder.await, Ok(()));
         assert_eq!(
             ran.load(Ordering::SeqCst),
-            1,
-            "the rejected caller never ran"
+            5,
+            "the refused caller never ran"
         );
     });
 }

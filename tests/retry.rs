@@ -851,26 +851,17 @@ fn outside_a_runtime() {
         Poll::Ready(Err(E::Attempt(1)))
     );
     assert_eq!(count.load(Ordering::SeqCst), 1);
-}
 
-// In a runtime built without the time driver, a backoff has no timer either: the same
-// answers as outside a runtime, not tokio's panic (DESIGN.md 5).
-#[retry(attempts = 3, backoff = "10ms", name = "retry.no_time_driver")]
-#[bulkhead(pool = 1, name = "retry.no_time_driver_pool")]
-async fn backs_off_without_time(rec: &AtomicU32) -> Result<u32, E> {
-    Err(E::Attempt(rec.fetch_add(1, Ordering::SeqCst) + 1))
-}
-
-#[test]
-fn a_runtime_without_the_time_driver() {
+    // A runtime built without the time driver has no timer for a backoff either: the same
+    // answers, not tokio's panic (DESIGN.md 5).
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
     let count = AtomicU32::new(0);
     assert_eq!(
-        rt.block_on(backs_off_without_time(&count)),
+        rt.block_on(needs_timer_rejecting(&count)),
         Err(E::Res(Error::NoRuntime {
-            name: "retry.no_time_driver"
+            name: "retry.needs_timer_rejecting"
         }))
     );
     assert_eq!(
@@ -878,7 +869,6 @@ fn a_runtime_without_the_time_driver() {
         1,
         "no attempt after the first"
     );
-    // `no_timer` (backoff zero) retries without a timer in the same runtime.
     let count = AtomicU32::new(0);
     assert_eq!(rt.block_on(no_timer(&count)), Err(E::Attempt(3)));
 }
